@@ -1,0 +1,49 @@
+"""Typed, store-backed server-side sessions for FastAPI."""
+
+from fastapi_sessions.__version__ import __version__ as __version__
+from fastapi_sessions.exceptions import SessionConfigError as SessionConfigError
+from fastapi_sessions.exceptions import SessionConflictError as SessionConflictError
+from fastapi_sessions.exceptions import SessionDataTooLargeError as SessionDataTooLargeError
+from fastapi_sessions.exceptions import SessionError as SessionError
+from fastapi_sessions.exceptions import SessionLimitError as SessionLimitError
+from fastapi_sessions.exceptions import SessionNotBoundError as SessionNotBoundError
+from fastapi_sessions.exceptions import StoreError as StoreError
+from fastapi_sessions.exceptions import StoreUnavailableError as StoreUnavailableError
+from fastapi_sessions.guards import CsrfGuard as CsrfGuard
+from fastapi_sessions.guards import SessionGuard as SessionGuard
+from fastapi_sessions.manager import SessionManager as SessionManager
+from fastapi_sessions.model import AuthSession as AuthSession
+from fastapi_sessions.model import FlashMessage as FlashMessage
+from fastapi_sessions.model import SessionModel as SessionModel
+from fastapi_sessions.registry import SessionInfo as SessionInfo
+from fastapi_sessions.settings import SessionSettings as SessionSettings
+from fastapi_sessions.stores import MemoryStore as MemoryStore
+from fastapi_sessions.stores import SessionStore as SessionStore
+from fastapi_sessions.stores import StoredSession as StoredSession
+from fastapi_sessions.stores import UpdateResult as UpdateResult
+from fastapi_sessions.stores import store_from_url as store_from_url
+
+__all__ = [
+    "AuthSession",
+    "CsrfGuard",
+    "FlashMessage",
+    "MemoryStore",
+    "SessionConfigError",
+    "SessionConflictError",
+    "SessionDataTooLargeError",
+    "SessionError",
+    "SessionGuard",
+    "SessionInfo",
+    "SessionLimitError",
+    "SessionManager",
+    "SessionModel",
+    "SessionNotBoundError",
+    "SessionSettings",
+    "SessionStore",
+    "StoreError",
+    "StoreUnavailableError",
+    "StoredSession",
+    "UpdateResult",
+    "__version__",
+    "store_from_url",
+]

@@ -1,0 +1,52 @@
+"""Exceptions raised by fastapi_sessions.
+
+The tree::
+
+    SessionError
+    ├── SessionConfigError        a setting, store URL or extra is wrong; raised at startup
+    ├── SessionNotBoundError      a session method was called on a model that no request loaded
+    ├── SessionDataTooLargeError  the session data does not fit the store's or the cookie's limit
+    ├── SessionConflictError      strict updates: another request changed the session first (HTTP 409)
+    ├── SessionLimitError         the user has max_sessions_per_user sessions and the policy is refuse (HTTP 409)
+    └── StoreError                a store could not do what was asked
+        └── StoreUnavailableError the store is unreachable or timed out (HTTP 503)
+
+A bad, tampered, expired or unknown cookie is never an exception: it is a fresh anonymous session
+and a log line on the ``fastapi_sessions`` logger.
+"""
+
+
+class SessionError(Exception):
+    """Base class of every error raised by fastapi_sessions."""
+
+
+class SessionConfigError(SessionError, ValueError):
+    """The configuration is wrong. The message names the setting or extra to fix."""
+
+
+class SessionNotBoundError(SessionError, RuntimeError):
+    """A session method needs a request, but this model was not loaded by a `SessionManager`."""
+
+
+class SessionDataTooLargeError(SessionError):
+    """The session data exceeds the limit of the store (or of the cookie) in use."""
+
+
+class SessionConflictError(SessionError):
+    """Another request changed a field of this session first (only with ``strict_updates``)."""
+
+
+class SessionLimitError(SessionError):
+    """A login would exceed ``max_sessions_per_user`` and ``limit_policy`` is ``refuse``."""
+
+
+class StoreError(SessionError):
+    """A store operation failed."""
+
+
+class StoreUnavailableError(StoreError):
+    """The store is unreachable or did not answer in time.
+
+    The request that needed the session is answered with 503 and a ``Retry-After`` header; the
+    client's cookie is left as it was, so the session works again once the store is back.
+    """

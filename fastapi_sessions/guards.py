@@ -1,0 +1,155 @@
+"""Guard dependencies: authentication, roles, step-up and CSRF, each returning the typed session."""
+
+import secrets
+from collections.abc import Callable, Collection
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
+from urllib.parse import urlsplit
+
+from fastapi.openapi.models import APIKey, APIKeyIn
+from fastapi.security.base import SecurityBase
+from starlette.exceptions import HTTPException, WebSocketException
+from starlette.requests import HTTPConnection, Request
+from starlette.status import HTTP_401_UNAUTHORIZED, HTTP_403_FORBIDDEN, WS_1008_POLICY_VIOLATION
+
+from fastapi_sessions.model import AuthSession, SessionModel
+
+if TYPE_CHECKING:
+    from fastapi_sessions.manager import SessionManager
+
+__all__ = ["CsrfGuard", "SessionGuard", "is_public", "public"]
+
+ModelT = TypeVar("ModelT", bound=SessionModel)
+F = TypeVar("F", bound=Callable[..., Any])
+
+_PUBLIC_ATTRIBUTE = "__fastapi_sessions_public__"
+_SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "TRACE"})
+SCHEME_NAME = "SessionCookie"
+
+
+def public(endpoint: F) -> F:
+    """Exempt a route from the session guards applied to its router or app.
+
+    Put it below the route decorator::
+
+        app = FastAPI(dependencies=[Depends(sessions.require_auth)])
+
+        @app.get("/health")
+        @sessions.public
+        async def health() -> dict[str, str]: ...
+    """
+    setattr(endpoint, _PUBLIC_ATTRIBUTE, True)
+    return endpoint
+
+
+def is_public(connection: HTTPConnection) -> bool:
+    """Whether the route handling this request was marked with `public`."""
+    return getattr(connection.scope.get("endpoint"), _PUBLIC_ATTRIBUTE, False) is True
+
+
+def _deny(connection: HTTPConnection, status_code: int, detail: str) -> Exception:
+    if connection.scope["type"] == "websocket":
+        return WebSocketException(code=WS_1008_POLICY_VIOLATION, reason=detail)
+    headers = {"WWW-Authenticate": "Session"} if status_code == HTTP_401_UNAUTHORIZED else None
+    return HTTPException(status_code=status_code, detail=detail, headers=headers)
+
+
+class _CookieScheme(SecurityBase, Generic[ModelT]):
+    """Shows the session cookie as an ``apiKey`` security scheme in the OpenAPI schema."""
+
+    def __init__(self, manager: "SessionManager[ModelT]", description: str) -> None:
+        self.manager = manager
+        self.model = APIKey(**{"in": APIKeyIn.cookie}, name=manager.cookie_name, description=description)
+        self.scheme_name = SCHEME_NAME
+
+
+class SessionGuard(_CookieScheme[ModelT]):
+    """A dependency that lets a request through only if its session passes, and returns the session.
+
+    Built by `SessionManager.require_auth`, `require_roles`, `require_any_role`,
+    `require_recent_auth` and `require_partial_auth`. Use it on a route parameter, or in
+    ``dependencies=[Depends(...)]`` of a route, an `APIRouter` or the app; routes marked
+    `public` pass. Answers 401 without a logged-in user, 403 without the roles or a recent enough
+    login, in FastAPI's JSON error shape (on a WebSocket, closes with 1008).
+    """
+
+    def __init__(
+        self,
+        manager: "SessionManager[ModelT]",
+        *,
+        roles: Collection[str] = (),
+        any_role: bool = False,
+        max_auth_age: float | None = None,
+        allow_pending: bool = False,
+    ) -> None:
+        if not issubclass(manager.model_cls, AuthSession):
+            raise TypeError(
+                "session guards need a session model that subclasses AuthSession; "
+                f"{manager.model_cls.__name__} does not"
+            )
+        super().__init__(manager, "Session cookie set by logging in")
+        self.roles = frozenset(roles)
+        self.any_role = any_role
+        self.max_auth_age = max_auth_age
+        self.allow_pending = allow_pending
+
+    async def __call__(self, request: HTTPConnection) -> ModelT:
+        session = await self.manager.session_for(request)
+        if is_public(request):
+            return session
+        auth = session
+        assert isinstance(auth, AuthSession)
+        if auth.user_id is None:
+            raise _deny(request, HTTP_401_UNAUTHORIZED, "Not authenticated")
+        if auth.pending_factors and not self.allow_pending:
+            raise _deny(request, HTTP_401_UNAUTHORIZED, "Authentication incomplete")
+        if self.roles:
+            held = auth.roles
+            allowed = not held.isdisjoint(self.roles) if self.any_role else self.roles <= held
+            if not allowed:
+                raise _deny(request, HTTP_403_FORBIDDEN, "Not enough privileges")
+        if self.max_auth_age is not None:
+            age = auth.auth_age(self.manager.now_datetime())
+            if age is None or age > self.max_auth_age:
+                raise _deny(request, HTTP_403_FORBIDDEN, "Recent authentication required")
+        return session
+
+
+class CsrfGuard(_CookieScheme[ModelT]):
+    """Checks unsafe requests (POST, PUT, PATCH, DELETE) for a CSRF token and a same-origin Origin.
+
+    The token is the session's `SessionModel.csrf_token`, sent in the ``X-CSRF-Token`` header or a
+    ``csrf_token`` form field. The ``Origin`` header (or, lacking it, ``Referer``) must be the
+    request's own origin or one of ``csrf_trusted_origins``. Safe methods pass. Returns the session;
+    answers 403 otherwise.
+    """
+
+    header_name = "x-csrf-token"
+    form_field = "csrf_token"
+
+    def __init__(self, manager: "SessionManager[ModelT]") -> None:
+        super().__init__(manager, "Session cookie; unsafe requests also need the X-CSRF-Token header")
+        self.trusted_origins = frozenset(origin.rstrip("/") for origin in manager.settings.csrf_trusted_origins)
+
+    async def __call__(self, request: Request) -> ModelT:
+        session = await self.manager.session_for(request)
+        if request.method in _SAFE_METHODS or is_public(request):
+            return session
+        origin = request.headers.get("origin")
+        if origin is None and (referer := request.headers.get("referer")):
+            parts = urlsplit(referer)
+            origin = f"{parts.scheme}://{parts.netloc}"
+        if origin is not None and origin.rstrip("/") not in self.trusted_origins:
+            own = f"{request.url.scheme}://{request.headers.get('host', '')}"
+            if origin.rstrip("/") != own:
+                raise _deny(request, HTTP_403_FORBIDDEN, "CSRF check failed: cross-origin request")
+        sent = request.headers.get(self.header_name)
+        if sent is None and request.headers.get("content-type", "").startswith(
+            ("application/x-www-form-urlencoded", "multipart/form-data")
+        ):
+            form = await request.form()
+            value = form.get(self.form_field)
+            sent = value if isinstance(value, str) else None
+        expected = session._bound().meta.get("_csrf")
+        if not sent or not isinstance(expected, str) or not secrets.compare_digest(sent, expected):
+            raise _deny(request, HTTP_403_FORBIDDEN, "CSRF check failed: missing or wrong token")
+        return session

@@ -1,0 +1,150 @@
+"""`SessionModel` and `AuthSession`: the typed session data applications declare."""
+
+from collections.abc import Iterable
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Annotated, ClassVar, NamedTuple
+
+from pydantic import BaseModel, ConfigDict, PlainSerializer, PrivateAttr
+
+from fastapi_sessions.exceptions import SessionNotBoundError
+
+if TYPE_CHECKING:
+    from fastapi_sessions.context import RequestSession
+
+__all__ = ["AuthSession", "FlashMessage", "SessionModel"]
+
+
+class FlashMessage(NamedTuple):
+    """A one-time message stored in the session until it is read."""
+
+    category: str
+    message: str
+
+
+class SessionModel(BaseModel):
+    """Base class of session data: a Pydantic model whose fields persist between requests.
+
+    Declare fields with defaults; a new session starts from them. The data is stored as JSON by
+    Pydantic's own serialization, so every field must round-trip through JSON.
+
+    Changes are saved when the response starts, including changes made in place
+    (``session.items.append(3)``). Only the fields that changed are written.
+    """
+
+    model_config = ConfigDict(validate_assignment=True, extra="ignore")
+
+    privileged_fields: ClassVar[frozenset[str]] = frozenset()
+    """Fields whose change is a privilege change: the session gets a new ID when one of them changes."""
+
+    _request_session: "RequestSession | None" = PrivateAttr(default=None)
+
+    def _bound(self) -> "RequestSession":
+        bound = self._request_session
+        if bound is None:
+            raise SessionNotBoundError(
+                f"this {type(self).__name__} was not loaded by a SessionManager; "
+                "get it from a route parameter such as Annotated[Model, Depends(sessions)]"
+            )
+        return bound
+
+    def regenerate(self) -> None:
+        """Give the session a new ID when the response is sent; the data is kept and the old ID dies."""
+        self._bound().regenerate()
+
+    def destroy(self) -> None:
+        """Delete the session: the stored record goes, the cookie is cleared, the data returns to defaults."""
+        bound = self._bound()
+        bound.destroy()
+        fresh = type(self)()
+        for name in type(self).model_fields:
+            object.__setattr__(self, name, getattr(fresh, name))
+        object.__setattr__(self, "__pydantic_fields_set__", set())
+
+    def flash(self, message: str, category: str = "info") -> None:
+        """Queue a one-time message, shown by `pop_flashes` on a later request."""
+        self._bound().add_flash(FlashMessage(category, message))
+
+    def pop_flashes(self, category: str | None = None) -> list[FlashMessage]:
+        """Return the queued flash messages (of one ``category``, if given) and remove them from the session."""
+        return self._bound().pop_flashes(category)
+
+    @property
+    def csrf_token(self) -> str:
+        """This session's CSRF token, for forms and for the ``X-CSRF-Token`` header."""
+        return self._bound().csrf_token()
+
+    @property
+    def handle(self) -> str | None:
+        """An opaque handle naming this session in `SessionManager.list_sessions`; ``None`` until stored."""
+        return self._bound().key
+
+    @property
+    def created_at(self) -> datetime | None:
+        """When this session was first stored, or ``None`` for a session not stored yet."""
+        created = self._bound().meta.get("_created")
+        return datetime.fromtimestamp(created, UTC) if created is not None else None
+
+
+def _sorted_roles(roles: set[str]) -> list[str]:
+    return sorted(roles)
+
+
+class AuthSession(SessionModel):
+    """A session that can hold a logged-in user.
+
+    Attributes:
+        user_id: The logged-in user, or ``None``.
+        roles: The user's roles, checked by `SessionManager.require_roles`.
+        authenticated_at: When the user last proved their identity (used by step-up guards).
+        pending_factors: Authentication steps still to pass (e.g. ``{"totp"}``): a session with
+            pending factors is partly logged in and does not pass `SessionManager.require_auth`.
+    """
+
+    privileged_fields: ClassVar[frozenset[str]] = frozenset({"user_id", "roles", "pending_factors"})
+
+    user_id: str | None = None
+    roles: Annotated[set[str], PlainSerializer(_sorted_roles, when_used="json")] = set()
+    authenticated_at: datetime | None = None
+    pending_factors: Annotated[set[str], PlainSerializer(_sorted_roles, when_used="json")] = set()
+
+    @property
+    def is_authenticated(self) -> bool:
+        """A user is logged in and has no authentication step pending."""
+        return self.user_id is not None and not self.pending_factors
+
+    def login(self, user_id: str, roles: Iterable[str] = (), *, pending: Iterable[str] = ()) -> None:
+        """Log ``user_id`` in: a new session ID is issued, the data is kept, the old ID dies.
+
+        Args:
+            user_id: The user's ID.
+            roles: The user's roles.
+            pending: Factors still to pass before the login is complete (e.g. ``["totp"]``); call
+                `complete_factor` for each.
+        """
+        bound = self._bound()
+        self.user_id = str(user_id)
+        self.roles = set(roles)
+        self.pending_factors = set(pending)
+        self.authenticated_at = bound.now_datetime()
+        bound.regenerate(rotate_csrf=True)
+
+    def complete_factor(self, factor: str) -> None:
+        """Mark a pending authentication factor as passed; the session gets a new ID."""
+        bound = self._bound()
+        self.pending_factors = self.pending_factors - {factor}
+        self.authenticated_at = bound.now_datetime()
+        bound.regenerate(rotate_csrf=True)
+
+    def reauthenticate(self) -> None:
+        """Record that the user just proved their identity again (for step-up guards)."""
+        self.authenticated_at = self._bound().now_datetime()
+
+    def logout(self) -> None:
+        """Log out: the stored session is deleted and the cookie cleared."""
+        self.destroy()
+
+    def auth_age(self, now: datetime) -> float | None:
+        """Seconds since `authenticated_at`, or ``None`` if never authenticated."""
+        if self.authenticated_at is None:
+            return None
+        return (now - self.authenticated_at).total_seconds()

@@ -1,0 +1,219 @@
+"""`SessionSettings`: every option of fastapi_sessions, read from ``SESSION_*`` environment variables."""
+
+from typing import Annotated, Any, Literal, Self
+
+from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+from fastapi_sessions.exceptions import SessionConfigError
+
+__all__ = ["SessionSettings"]
+
+MIN_SECRET_LENGTH = 32
+
+# Secrets copied from tutorials and templates. A key that appears in public code signs nothing.
+_WELL_KNOWN_SECRETS = frozenset(
+    {
+        "secret",
+        "changeme",
+        "change-me",
+        "my-secret",
+        "keyboard cat",
+        "your-secret-key",
+        "supersecretkey",
+        "super-secret-key",
+        "development",
+        "please-change-me",
+        "replace-me",
+    }
+)
+
+_FORBIDDEN_ATTRIBUTE_CHARS = frozenset(';,\r\n\x00 "\\')
+
+
+def _check_secret(name: str, value: SecretStr) -> None:
+    secret = value.get_secret_value()
+    stripped = secret.strip().lower()
+    if not stripped:
+        raise ValueError(
+            f"{name} is empty; generate one with: python -c 'import secrets; print(secrets.token_urlsafe(48))'"
+        )
+    if len(secret) < MIN_SECRET_LENGTH:
+        raise ValueError(
+            f"{name} is {len(secret)} characters; use at least {MIN_SECRET_LENGTH} "
+            "(python -c 'import secrets; print(secrets.token_urlsafe(48))')"
+        )
+    if stripped in _WELL_KNOWN_SECRETS or len(set(secret)) < 8:
+        raise ValueError(f"{name} is a well-known or low-entropy value; generate a random one")
+
+
+class SessionSettings(BaseSettings):
+    """Configuration of a `SessionManager`, mirroring express-session's cookie and TTL options.
+
+    Every field can be set as a keyword argument or from the environment (``SESSION_<FIELD>``), and
+    from a ``.env`` file in the working directory.
+
+    Attributes:
+        secret_key: ``SESSION_SECRET_KEY``. Signs the session cookie. Required; at least 32
+            characters; well-known values are refused.
+        secret_key_fallbacks: ``SESSION_SECRET_KEY_FALLBACKS``. Older keys still accepted when
+            verifying a cookie (comma-separated in the environment). A cookie signed with one of them
+            is re-signed with ``secret_key`` on its next response.
+        store_url: ``SESSION_STORE_URL``. Where sessions are kept: ``memory://`` (default, one process
+            only), ``sqlite:///path.db``, ``redis://``, ``rediss://``, ``redis+sentinel://``,
+            ``redis+cluster://``, ``postgresql://``, ``mongodb://``. Ignored when a store is passed
+            to `SessionManager`.
+        cookie_name: ``SESSION_COOKIE_NAME``. Defaults to ``__Host-session`` when ``https_only`` is on
+            and ``session`` when it is off.
+        max_age: ``SESSION_MAX_AGE``. Absolute lifetime in seconds, counted from the session's
+            creation; activity, rolling and regeneration never extend it. Also the cookie's Max-Age.
+        idle_timeout: ``SESSION_IDLE_TIMEOUT``. Seconds without activity after which the session is
+            dead, enforced on the server. ``None`` disables it.
+        rolling: ``SESSION_ROLLING``. Whether a request that only reads the session counts as
+            activity (refreshing the idle expiry). Writes always count.
+        touch_after: ``SESSION_TOUCH_AFTER``. With ``rolling``, refresh the expiry of an unmodified
+            session at most once per this many seconds (connect-mongo's ``touchAfter``).
+        https_only: ``SESSION_HTTPS_ONLY``. Sets ``Secure`` on the cookie. Turn off only for local
+            development over plain http.
+        http_only: ``SESSION_HTTP_ONLY``. Sets ``HttpOnly`` so page scripts cannot read the cookie.
+        same_site: ``SESSION_SAME_SITE``. ``lax`` (default), ``strict`` or ``none`` (needs
+            ``https_only``).
+        domain: ``SESSION_DOMAIN``. Cookie Domain. ``None`` (default) keeps the cookie on the exact
+            host, which is what the ``__Host-`` prefix requires.
+        path: ``SESSION_PATH``. Cookie Path.
+        strict_updates: ``SESSION_STRICT_UPDATES``. Detect two requests changing the same session at
+            once by its version number and answer the later one with 409. Off by default: changes
+            to different fields all persist and the last writer of a field wins.
+        store_timeout: ``SESSION_STORE_TIMEOUT``. Seconds a store operation may take before the
+            store counts as unavailable (503).
+        retry_after: ``SESSION_RETRY_AFTER``. The ``Retry-After`` seconds sent with a 503.
+        max_sessions_per_user: ``SESSION_MAX_SESSIONS_PER_USER``. Limit of live sessions per user.
+            ``None`` (default) means no limit.
+        limit_policy: ``SESSION_LIMIT_POLICY``. At the limit, ``evict_oldest`` (default)
+            revokes the user's oldest session on login; ``refuse`` answers the login with 409.
+        max_data_bytes: ``SESSION_MAX_DATA_BYTES``. Largest session (as JSON) the manager stores.
+        csrf_trusted_origins: ``SESSION_CSRF_TRUSTED_ORIGINS``. Extra origins (comma-separated)
+            allowed by `SessionManager.require_csrf` besides the request's own.
+        encryption_keys: ``SESSION_ENCRYPTION_KEYS``. Fernet keys (comma-separated, newest first)
+            that encrypt session data at rest. Needs the ``encryption`` extra. Empty: no encryption.
+    """
+
+    model_config = SettingsConfigDict(
+        env_prefix="SESSION_",
+        env_file=".env",
+        env_file_encoding="utf-8",
+        extra="ignore",
+        frozen=True,
+    )
+
+    secret_key: SecretStr
+    secret_key_fallbacks: Annotated[list[SecretStr], NoDecode] = Field(default_factory=list)
+    store_url: str = "memory://"
+    cookie_name: str | None = None
+    max_age: int = Field(default=14 * 24 * 3600, gt=0)
+    idle_timeout: int | None = Field(default=24 * 3600, gt=0)
+    rolling: bool = True
+    touch_after: int = Field(default=60, ge=0)
+    https_only: bool = True
+    http_only: bool = True
+    same_site: Literal["lax", "strict", "none"] = "lax"
+    domain: str | None = None
+    path: str = "/"
+    strict_updates: bool = False
+    store_timeout: float = Field(default=2.0, gt=0)
+    retry_after: int = Field(default=5, ge=0)
+    max_sessions_per_user: int | None = Field(default=None, gt=0)
+    limit_policy: Literal["evict_oldest", "refuse"] = "evict_oldest"
+    max_data_bytes: int = Field(default=64 * 1024, gt=0)
+    csrf_trusted_origins: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    encryption_keys: Annotated[list[SecretStr], NoDecode] = Field(default_factory=list)
+
+    @field_validator("secret_key_fallbacks", "csrf_trusted_origins", "encryption_keys", mode="before")
+    @classmethod
+    def _split_commas(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            return [item.strip() for item in value.split(",") if item.strip()]
+        return value
+
+    @field_validator("same_site", mode="before")
+    @classmethod
+    def _lower_same_site(cls, value: Any) -> Any:
+        return value.lower() if isinstance(value, str) else value
+
+    @field_validator("secret_key")
+    @classmethod
+    def _strong_secret(cls, value: SecretStr) -> SecretStr:
+        _check_secret("SESSION_SECRET_KEY", value)
+        return value
+
+    @field_validator("secret_key_fallbacks")
+    @classmethod
+    def _strong_fallbacks(cls, value: list[SecretStr]) -> list[SecretStr]:
+        for key in value:
+            _check_secret("each of SESSION_SECRET_KEY_FALLBACKS", key)
+        return value
+
+    @model_validator(mode="after")
+    def _check_cookie(self) -> Self:
+        name = self.session_cookie_name
+        if not name or any(ch in _FORBIDDEN_ATTRIBUTE_CHARS or ch in "=()<>@:/[]?{}\t" for ch in name):
+            raise ValueError(f"SESSION_COOKIE_NAME {name!r} is not a valid cookie name")
+        for label, value in (("SESSION_DOMAIN", self.domain), ("SESSION_PATH", self.path)):
+            if value is not None and any(ch in _FORBIDDEN_ATTRIBUTE_CHARS for ch in value):
+                raise ValueError(f"{label} {value!r} contains a character not allowed in a cookie attribute")
+        if not self.path.startswith("/"):
+            raise ValueError(f"SESSION_PATH must start with '/', got {self.path!r}")
+        if self.same_site == "none" and not self.https_only:
+            raise ValueError(
+                "SESSION_SAME_SITE=none needs SESSION_HTTPS_ONLY=true (browsers drop SameSite=None without Secure)"
+            )
+        if name.startswith("__Host-"):
+            if not self.https_only:
+                raise ValueError(f"cookie name {name!r} uses the __Host- prefix, which needs SESSION_HTTPS_ONLY=true")
+            if self.domain is not None:
+                raise ValueError(f"cookie name {name!r} uses the __Host- prefix, which forbids SESSION_DOMAIN")
+            if self.path != "/":
+                raise ValueError(f"cookie name {name!r} uses the __Host- prefix, which needs SESSION_PATH=/")
+        if name.startswith("__Secure-") and not self.https_only:
+            raise ValueError(f"cookie name {name!r} uses the __Secure- prefix, which needs SESSION_HTTPS_ONLY=true")
+        if self.idle_timeout is not None and self.touch_after >= self.idle_timeout:
+            raise ValueError(
+                f"SESSION_TOUCH_AFTER ({self.touch_after}) must be below SESSION_IDLE_TIMEOUT ({self.idle_timeout}), "
+                "or an active session could go idle between two touches"
+            )
+        return self
+
+    @property
+    def session_cookie_name(self) -> str:
+        """The cookie name in effect: ``cookie_name``, or the default for ``https_only``."""
+        if self.cookie_name:
+            return self.cookie_name
+        return "__Host-session" if self.https_only else "session"
+
+    @classmethod
+    def load(cls, **overrides: Any) -> "SessionSettings":
+        """Build settings from the environment and ``overrides``, turning errors into one clear message.
+
+        Raises:
+            SessionConfigError: naming each ``SESSION_*`` variable to fix.
+        """
+        try:
+            return cls(**overrides)
+        except ValidationError as exc:
+            raise SessionConfigError(describe_validation_error(exc)) from None
+
+
+def describe_validation_error(exc: ValidationError) -> str:
+    """Render a settings `ValidationError` as lines that name the environment variable to fix."""
+    lines = ["invalid session settings:"]
+    for error in exc.errors(include_url=False):
+        loc = ".".join(str(part) for part in error["loc"])
+        message = error["msg"].removeprefix("Value error, ")
+        if error["type"] == "missing":
+            message = "required but not set"
+        variable = f"SESSION_{loc.upper()}" if loc else "settings"
+        if message.startswith("SESSION_") or message.startswith("each of SESSION_") or message.startswith("cookie"):
+            lines.append(f"  - {message}")
+        else:
+            lines.append(f"  - {variable}: {message}")
+    return "\n".join(lines)

@@ -1,0 +1,81 @@
+"""Session IDs and the signed cookie value that carries them."""
+
+import hashlib
+import hmac
+import re
+import secrets
+from collections.abc import Sequence
+from typing import NamedTuple
+
+from itsdangerous import BadSignature, Signer
+
+__all__ = ["CookieSigner", "UnsignedId", "new_session_id", "store_key"]
+
+# 32 random bytes: 256 bits, well over OWASP's 64-bit minimum of entropy.
+_ID_BYTES = 32
+_ID_LENGTH = 43  # base64url without padding
+# The shape of every value this library issues: checked before any signature check or store lookup,
+# so garbage, injection attempts and oversized values cost a regex match and nothing else.
+_COOKIE_PATTERN = re.compile(r"[A-Za-z0-9_-]{43}\.[A-Za-z0-9_-]{43}")
+_MAX_COOKIE_LENGTH = 87
+
+
+def new_session_id() -> str:
+    """Return a new random session ID (256 bits from `secrets`)."""
+    return secrets.token_urlsafe(_ID_BYTES)
+
+
+def store_key(session_id: str) -> str:
+    """Return the key a session is stored under: a hash of its ID, never the ID itself.
+
+    A dump of the store therefore yields no usable session token.
+    """
+    return hashlib.blake2b(session_id.encode("ascii"), digest_size=20).hexdigest()
+
+
+class UnsignedId(NamedTuple):
+    """A session ID read from a valid cookie."""
+
+    session_id: str
+    stale_key: bool
+    """Signed with a fallback key: the cookie is re-signed with the current key on the response."""
+
+
+class CookieSigner:
+    """Signs session IDs for the cookie and verifies them, with key rotation.
+
+    Args:
+        secret_key: The current key; every new cookie is signed with it.
+        fallbacks: Older keys still accepted for verification.
+    """
+
+    def __init__(self, secret_key: str, fallbacks: Sequence[str] = ()) -> None:
+        salt = "fastapi_sessions.cookie"
+        self._current = Signer(secret_key, salt=salt, key_derivation="hmac", digest_method=hashlib.sha256)
+        self._fallbacks = [
+            Signer(key, salt=salt, key_derivation="hmac", digest_method=hashlib.sha256) for key in fallbacks
+        ]
+        self._log_salt = hashlib.blake2b(secret_key.encode(), digest_size=16, person=b"fs-log-id").digest()
+
+    def sign(self, session_id: str) -> str:
+        """Return the cookie value for ``session_id``."""
+        return self._current.sign(session_id).decode("ascii")
+
+    def unsign(self, value: str) -> UnsignedId | None:
+        """Return the session ID in a cookie value, or ``None`` for anything this server did not issue."""
+        if len(value) > _MAX_COOKIE_LENGTH or not _COOKIE_PATTERN.fullmatch(value):
+            return None
+        try:
+            return UnsignedId(self._current.unsign(value).decode("ascii"), False)
+        except BadSignature:
+            pass
+        for signer in self._fallbacks:
+            try:
+                return UnsignedId(signer.unsign(value).decode("ascii"), True)
+            except BadSignature:
+                continue
+        return None
+
+    def log_id(self, session_id: str) -> str:
+        """A salted hash of the ID for log lines: lines of one session correlate, the ID stays secret."""
+        return hmac.new(self._log_salt, session_id.encode("ascii"), hashlib.blake2b).hexdigest()[:16]

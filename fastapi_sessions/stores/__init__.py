@@ -1,0 +1,57 @@
+"""Session stores, and `store_from_url` which picks one by the scheme of ``SESSION_STORE_URL``.
+
+Only the memory store is imported here. Every other store lives in its own module that imports its
+driver (``fastapi_sessions.stores.redis`` and so on), so ``import fastapi_sessions`` never loads a
+database client.
+"""
+
+import importlib
+from urllib.parse import urlsplit
+
+from fastapi_sessions.exceptions import SessionConfigError
+from fastapi_sessions.stores.base import SessionStore as SessionStore
+from fastapi_sessions.stores.base import StoredSession as StoredSession
+from fastapi_sessions.stores.base import UpdateResult as UpdateResult
+from fastapi_sessions.stores.memory import MemoryStore as MemoryStore
+
+__all__ = ["MemoryStore", "SessionStore", "StoredSession", "UpdateResult", "store_from_url"]
+
+# scheme -> (module, class, extra)
+_SCHEMES: dict[str, tuple[str, str, str]] = {
+    "memory": ("fastapi_sessions.stores.memory", "MemoryStore", ""),
+    "sqlite": ("fastapi_sessions.stores.sqlite", "SQLiteStore", "sqlite"),
+    "redis": ("fastapi_sessions.stores.redis", "RedisStore", "redis"),
+    "rediss": ("fastapi_sessions.stores.redis", "RedisStore", "redis"),
+    "redis+sentinel": ("fastapi_sessions.stores.redis", "RedisStore", "redis"),
+    "rediss+sentinel": ("fastapi_sessions.stores.redis", "RedisStore", "redis"),
+    "redis+cluster": ("fastapi_sessions.stores.redis", "RedisStore", "redis"),
+    "rediss+cluster": ("fastapi_sessions.stores.redis", "RedisStore", "redis"),
+    "postgresql": ("fastapi_sessions.stores.postgres", "PostgresStore", "postgres"),
+    "postgres": ("fastapi_sessions.stores.postgres", "PostgresStore", "postgres"),
+    "mongodb": ("fastapi_sessions.stores.mongodb", "MongoStore", "mongodb"),
+    "mongodb+srv": ("fastapi_sessions.stores.mongodb", "MongoStore", "mongodb"),
+}
+
+
+def store_from_url(url: str) -> SessionStore:
+    """Build the store a URL names, e.g. ``redis://localhost:6379/0`` or ``sqlite:///sessions.db``.
+
+    Raises:
+        SessionConfigError: the scheme is unknown or the URL is malformed.
+        ImportError: the store's driver is missing; the message names the extra to install.
+    """
+    scheme = urlsplit(url).scheme.lower()
+    if scheme not in _SCHEMES:
+        known = ", ".join(f"{name}://" for name in sorted(_SCHEMES))
+        raise SessionConfigError(
+            f"SESSION_STORE_URL {url.split('@')[-1]!r}: unknown scheme {scheme!r}; use one of {known}"
+        )
+    module_name, class_name, _extra = _SCHEMES[scheme]
+    module = importlib.import_module(module_name)
+    store: SessionStore = getattr(module, class_name).from_url(url)
+    return store
+
+
+def missing_driver(extra: str, package: str) -> ImportError:
+    """The ImportError a store module raises when its driver is not installed."""
+    return ImportError(f"this store needs the {package!r} package: pip install 'fastapi-sessions-typed[{extra}]'")

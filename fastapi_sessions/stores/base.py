@@ -1,0 +1,143 @@
+"""The store interface every session backend implements."""
+
+import abc
+import asyncio
+import enum
+from collections.abc import Collection, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, Self
+
+__all__ = ["SessionStore", "StoredSession", "UpdateResult"]
+
+
+@dataclass(frozen=True, slots=True)
+class StoredSession:
+    """A session as a store returns it.
+
+    Attributes:
+        data: The session's fields by name, as JSON-compatible values. Names beginning with ``_``
+            are the library's own metadata (creation and last-seen times, CSRF token, flash
+            messages); the rest are the fields of the application's session model.
+        version: Incremented by the store on every update; used by ``strict_updates``.
+        user_id: The user the session belongs to, as given to `SessionStore.create`, or ``None``.
+    """
+
+    data: dict[str, Any]
+    version: int = 1
+    user_id: str | None = None
+
+
+class UpdateResult(enum.Enum):
+    """What `SessionStore.update` did."""
+
+    UPDATED = "updated"
+    MISSING = "missing"
+    """No live record: it expired or was deleted (logged out, regenerated) meanwhile. Nothing written."""
+    CONFLICT = "conflict"
+    """``expected_version`` did not match. Nothing written."""
+
+
+class SessionStore(abc.ABC):
+    """Where sessions live between requests.
+
+    A store maps a key (a hash of the session ID, never the ID itself) to a record of fields. Each
+    write carries its own time to live in seconds, measured by the store's own clock, and a store
+    never returns a record past its expiry, whether or not the record is still physically there.
+
+    Subclasses implement the five abstract methods at the end of this class. `open`, `close`,
+    `replace`, `load_many` and `cleanup` have defaults that a store overrides where it can do
+    better (one transaction, one round trip).
+    """
+
+    async def open(self) -> None:  # noqa: B027 - an optional hook, empty by default
+        """Connect, create tables or indexes, start background tasks. Called once at app startup."""
+
+    async def close(self) -> None:  # noqa: B027 - an optional hook, empty by default
+        """Release connections and stop background tasks. Called once at app shutdown."""
+
+    async def __aenter__(self) -> Self:
+        await self.open()
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.close()
+
+    async def replace(
+        self,
+        old_key: str,
+        new_key: str,
+        data: Mapping[str, Any],
+        *,
+        ttl: float,
+        user_id: str | None,
+        old_user_id: str | None,
+    ) -> bool:
+        """Move a session to a new key (regeneration): delete ``old_key``, then write ``new_key``.
+
+        Returns ``False`` and writes nothing when ``old_key`` has no live record: a session that a
+        concurrent logout deleted is never brought back. Deleting first also means a failure in
+        between leaves the user logged out, never with two live IDs. Stores that can do both in one
+        transaction override this.
+        """
+        if not await self.delete(old_key, user_id=old_user_id):
+            return False
+        await self.create(new_key, data, ttl=ttl, user_id=user_id)
+        return True
+
+    async def load_many(self, keys: Sequence[str]) -> list[StoredSession | None]:
+        """Load several sessions; the result is in the order of ``keys``."""
+        return list(await asyncio.gather(*(self.load(key) for key in keys)))
+
+    async def cleanup(self) -> int:
+        """Delete expired records now, returning how many. Stores whose server expires records itself return 0."""
+        return 0
+
+    # Methods subclasses must implement.
+
+    @abc.abstractmethod
+    async def load(self, key: str) -> StoredSession | None:
+        """Return the live session stored under ``key``, or ``None`` if there is none or it expired.
+
+        Raises:
+            StoreUnavailableError: the store could not be reached in time.
+        """
+
+    @abc.abstractmethod
+    async def create(self, key: str, data: Mapping[str, Any], *, ttl: float, user_id: str | None) -> None:
+        """Store a new session with version 1, expiring ``ttl`` seconds from now.
+
+        With a ``user_id``, also add ``key`` to that user's index (see `user_keys`).
+        """
+
+    @abc.abstractmethod
+    async def update(
+        self,
+        key: str,
+        changes: Mapping[str, Any],
+        *,
+        removed: Collection[str] = (),
+        ttl: float,
+        expected_version: int | None = None,
+    ) -> UpdateResult:
+        """Set the fields in ``changes``, delete those in ``removed``, and reset the expiry, atomically.
+
+        Only the named fields are written: a concurrent update of other fields survives. The update
+        never creates a record: if there is no live record under ``key`` it returns
+        `UpdateResult.MISSING` and writes nothing. With ``expected_version``, it writes only if the
+        record is at that version, and otherwise returns `UpdateResult.CONFLICT`.
+        """
+
+    @abc.abstractmethod
+    async def delete(self, key: str, *, user_id: str | None = None) -> bool:
+        """Delete the session under ``key`` and drop it from ``user_id``'s index.
+
+        Returns whether a live record was deleted; a missing key is not an error.
+        """
+
+    @abc.abstractmethod
+    async def user_keys(self, user_id: str) -> list[str]:
+        """Return the keys in ``user_id``'s index: every live session created for that user.
+
+        The index is a lookup by the exact user ID, never a pattern match. It may still list
+        sessions that expired; callers `load` them to check.
+        """

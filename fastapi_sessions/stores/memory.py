@@ -1,0 +1,141 @@
+"""`MemoryStore`: the embedded default. One process only."""
+
+import json
+import time
+from collections import OrderedDict
+from collections.abc import Callable, Collection, Mapping
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+from fastapi_sessions.exceptions import SessionConfigError
+from fastapi_sessions.stores.base import SessionStore, StoredSession, UpdateResult
+
+__all__ = ["MemoryStore"]
+
+
+@dataclass(slots=True)
+class _Entry:
+    payload: str  # the session as JSON: nothing the application holds aliases what is stored
+    version: int
+    user_id: str | None
+    expires_at: float
+
+
+class MemoryStore(SessionStore):
+    """Sessions in a dictionary of this process, bounded and expiring.
+
+    Good for development, tests and single-process apps that can lose sessions on restart. Each
+    worker process has its own store, so behind several workers or a load balancer a user is logged
+    out whenever a request reaches another process: use Redis, PostgreSQL, MongoDB or SQLite there.
+
+    Args:
+        max_entries: At most this many sessions are kept. When full, expired sessions are swept,
+            then the least recently used sessions are evicted.
+        clock: Returns the current time in seconds; tests inject their own.
+    """
+
+    def __init__(self, *, max_entries: int = 10_000, clock: Callable[[], float] = time.time) -> None:
+        if max_entries < 1:
+            raise SessionConfigError("MemoryStore max_entries must be at least 1")
+        self.max_entries = max_entries
+        self._clock = clock
+        self._entries: OrderedDict[str, _Entry] = OrderedDict()
+        self._users: dict[str, set[str]] = {}
+
+    @classmethod
+    def from_url(cls, url: str) -> "MemoryStore":
+        """Build from ``memory://`` or ``memory://?max_entries=50000``."""
+        query = parse_qs(urlsplit(url).query)
+        try:
+            max_entries = int(query.get("max_entries", ["10000"])[-1])
+        except ValueError:
+            raise SessionConfigError(f"SESSION_STORE_URL {url!r}: max_entries must be an integer") from None
+        return cls(max_entries=max_entries)
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    def _live(self, key: str) -> _Entry | None:
+        entry = self._entries.get(key)
+        if entry is None:
+            return None
+        if entry.expires_at <= self._clock():
+            self._drop(key, entry)
+            return None
+        self._entries.move_to_end(key)
+        return entry
+
+    def _drop(self, key: str, entry: _Entry) -> None:
+        del self._entries[key]
+        if entry.user_id is not None:
+            keys = self._users.get(entry.user_id)
+            if keys is not None:
+                keys.discard(key)
+                if not keys:
+                    del self._users[entry.user_id]
+
+    async def load(self, key: str) -> StoredSession | None:
+        entry = self._live(key)
+        if entry is None:
+            return None
+        return StoredSession(json.loads(entry.payload), entry.version, entry.user_id)
+
+    async def create(self, key: str, data: Mapping[str, Any], *, ttl: float, user_id: str | None) -> None:
+        old = self._entries.get(key)
+        if old is not None:
+            self._drop(key, old)
+        if len(self._entries) >= self.max_entries:
+            self._make_room()
+        self._entries[key] = _Entry(json.dumps(data, separators=(",", ":")), 1, user_id, self._clock() + ttl)
+        if user_id is not None:
+            self._users.setdefault(user_id, set()).add(key)
+
+    def _make_room(self) -> None:
+        now = self._clock()
+        for key, entry in list(self._entries.items()):
+            if entry.expires_at <= now:
+                self._drop(key, entry)
+        while len(self._entries) >= self.max_entries:
+            key, entry = next(iter(self._entries.items()))
+            self._drop(key, entry)
+
+    async def update(
+        self,
+        key: str,
+        changes: Mapping[str, Any],
+        *,
+        removed: Collection[str] = (),
+        ttl: float,
+        expected_version: int | None = None,
+    ) -> UpdateResult:
+        entry = self._live(key)
+        if entry is None:
+            return UpdateResult.MISSING
+        if expected_version is not None and entry.version != expected_version:
+            return UpdateResult.CONFLICT
+        data = json.loads(entry.payload)
+        data.update(changes)
+        for name in removed:
+            data.pop(name, None)
+        entry.payload = json.dumps(data, separators=(",", ":"))
+        entry.version += 1
+        entry.expires_at = self._clock() + ttl
+        return UpdateResult.UPDATED
+
+    async def delete(self, key: str, *, user_id: str | None = None) -> bool:
+        entry = self._entries.get(key)
+        if entry is None:
+            return False
+        self._drop(key, entry)
+        return entry.expires_at > self._clock()
+
+    async def user_keys(self, user_id: str) -> list[str]:
+        return list(self._users.get(user_id, ()))
+
+    async def cleanup(self) -> int:
+        now = self._clock()
+        expired = [(key, entry) for key, entry in self._entries.items() if entry.expires_at <= now]
+        for key, entry in expired:
+            self._drop(key, entry)
+        return len(expired)

@@ -1,0 +1,187 @@
+"""The store contract: written once, run against every store in ``tests/backends/``."""
+
+import asyncio
+from collections.abc import AsyncIterator
+
+import pytest
+
+from fastapi_sessions import SessionStore, StoredSession, UpdateResult
+from tests.support import Backend
+
+pytestmark = pytest.mark.anyio
+
+TTL = 60.0
+
+
+@pytest.fixture
+async def store(backend: Backend) -> AsyncIterator[SessionStore]:
+    async with backend.make_store() as opened:
+        yield opened
+
+
+async def test_round_trip(store: SessionStore) -> None:
+    data = {"theme": "dark", "items": [1, 2, 3], "prefs": {"a": None, "b": 1.5}, "_created": 1.0}
+    await store.create("k1", data, ttl=TTL, user_id=None)
+    loaded = await store.load("k1")
+    assert loaded is not None
+    assert loaded.data == data
+    assert loaded.version == 1
+    assert loaded.user_id is None
+
+
+async def test_missing_key_loads_none(store: SessionStore) -> None:
+    assert await store.load("does-not-exist") is None
+
+
+async def test_create_overwrites(store: SessionStore) -> None:
+    await store.create("k1", {"a": 1, "b": 2}, ttl=TTL, user_id=None)
+    await store.create("k1", {"a": 3}, ttl=TTL, user_id=None)
+    loaded = await store.load("k1")
+    assert loaded is not None and loaded.data == {"a": 3}
+
+
+async def test_update_writes_only_named_fields(store: SessionStore) -> None:
+    await store.create("k1", {"a": 1, "b": [1], "c": "x"}, ttl=TTL, user_id=None)
+    result = await store.update("k1", {"b": [1, 2], "d": {"n": None}}, removed=["c"], ttl=TTL)
+    assert result is UpdateResult.UPDATED
+    loaded = await store.load("k1")
+    assert loaded is not None
+    assert loaded.data == {"a": 1, "b": [1, 2], "d": {"n": None}}
+    assert loaded.version == 2
+
+
+async def test_update_of_missing_key_creates_nothing(store: SessionStore) -> None:
+    assert await store.update("ghost", {"a": 1}, ttl=TTL) is UpdateResult.MISSING
+    assert await store.load("ghost") is None
+
+
+async def test_update_after_delete_does_not_resurrect(store: SessionStore) -> None:
+    await store.create("k1", {"a": 1}, ttl=TTL, user_id="u1")
+    assert await store.delete("k1", user_id="u1") is True
+    assert await store.update("k1", {"a": 2}, ttl=TTL) is UpdateResult.MISSING
+    assert await store.load("k1") is None
+
+
+async def test_delete(store: SessionStore) -> None:
+    await store.create("k1", {"a": 1}, ttl=TTL, user_id=None)
+    assert await store.delete("k1") is True
+    assert await store.load("k1") is None
+    assert await store.delete("k1") is False
+
+
+async def test_delete_of_missing_key(store: SessionStore) -> None:
+    assert await store.delete("never-there") is False
+
+
+async def test_expired_data_is_never_returned(store: SessionStore) -> None:
+    await store.create("short", {"a": 1}, ttl=0.3, user_id=None)
+    await store.create("long", {"a": 1}, ttl=TTL, user_id=None)
+    await asyncio.sleep(0.6)
+    assert await store.load("short") is None
+    assert await store.update("short", {"a": 2}, ttl=TTL) is UpdateResult.MISSING
+    assert await store.load("short") is None
+    assert await store.load("long") is not None
+
+
+async def test_update_resets_expiry(store: SessionStore) -> None:
+    await store.create("k1", {"a": 1}, ttl=0.4, user_id=None)
+    assert await store.update("k1", {"a": 2}, ttl=TTL) is UpdateResult.UPDATED
+    await asyncio.sleep(0.6)
+    loaded = await store.load("k1")
+    assert loaded is not None and loaded.data == {"a": 2}
+
+
+async def test_version_check(store: SessionStore) -> None:
+    await store.create("k1", {"a": 1}, ttl=TTL, user_id=None)
+    assert await store.update("k1", {"a": 2}, ttl=TTL, expected_version=1) is UpdateResult.UPDATED
+    assert await store.update("k1", {"a": 3}, ttl=TTL, expected_version=1) is UpdateResult.CONFLICT
+    loaded = await store.load("k1")
+    assert loaded is not None and loaded.data == {"a": 2} and loaded.version == 2
+
+
+async def test_replace_moves_the_session(store: SessionStore) -> None:
+    await store.create("old", {"a": 1, "_created": 5.0}, ttl=TTL, user_id=None)
+    assert await store.replace(
+        "old", "new", {"a": 1, "user_id": "u1", "_created": 5.0}, ttl=TTL, user_id="u1", old_user_id=None
+    )
+    assert await store.load("old") is None
+    loaded = await store.load("new")
+    assert loaded is not None
+    assert loaded.data == {"a": 1, "user_id": "u1", "_created": 5.0}
+    assert loaded.user_id == "u1"
+    assert await store.user_keys("u1") == ["new"]
+
+
+async def test_replace_never_resurrects_a_deleted_session(store: SessionStore) -> None:
+    await store.create("old", {"a": 1}, ttl=TTL, user_id=None)
+    await store.delete("old")
+    assert not await store.replace("old", "new", {"a": 1}, ttl=TTL, user_id="u1", old_user_id=None)
+    assert await store.load("new") is None
+    assert await store.user_keys("u1") == []
+
+
+async def test_user_index(store: SessionStore) -> None:
+    await store.create("a1", {"n": 1}, ttl=TTL, user_id="alice")
+    await store.create("a2", {"n": 2}, ttl=TTL, user_id="alice")
+    await store.create("b1", {"n": 3}, ttl=TTL, user_id="bob")
+    assert sorted(await store.user_keys("alice")) == ["a1", "a2"]
+    assert await store.user_keys("bob") == ["b1"]
+    await store.delete("a1", user_id="alice")
+    assert await store.user_keys("alice") == ["a2"]
+    assert await store.user_keys("nobody") == []
+
+
+@pytest.mark.parametrize("hostile", ["*", "?", "a*", "[ab]", "%", "_", "' OR '1'='1", '{"$ne": null}', "a.b", "$where"])
+async def test_user_index_is_an_exact_lookup(store: SessionStore, hostile: str) -> None:
+    await store.create("ab", {"n": 1}, ttl=TTL, user_id="ab")
+    await store.create("a", {"n": 1}, ttl=TTL, user_id="a")
+    await store.create("h", {"n": 1}, ttl=TTL, user_id=hostile)
+    assert await store.user_keys(hostile) == ["h"]
+    assert await store.user_keys("ab") == ["ab"]
+
+
+async def test_concurrent_updates_of_different_fields_all_persist(store: SessionStore) -> None:
+    await store.create("k1", {"base": 0}, ttl=TTL, user_id=None)
+    results = await asyncio.gather(*(store.update("k1", {f"f{i}": i}, ttl=TTL) for i in range(50)))
+    assert all(result is UpdateResult.UPDATED for result in results)
+    loaded = await store.load("k1")
+    assert loaded is not None
+    assert loaded.data == {"base": 0, **{f"f{i}": i for i in range(50)}}
+    assert loaded.version == 51
+
+
+async def test_concurrent_strict_updates_let_exactly_one_win(store: SessionStore) -> None:
+    await store.create("k1", {"n": 0}, ttl=TTL, user_id=None)
+    results = await asyncio.gather(*(store.update("k1", {"n": i}, ttl=TTL, expected_version=1) for i in range(20)))
+    assert results.count(UpdateResult.UPDATED) == 1
+    assert results.count(UpdateResult.CONFLICT) == 19
+
+
+async def test_large_values(store: SessionStore) -> None:
+    big = "x" * 500_000
+    await store.create("k1", {"big": big, "list": list(range(10_000))}, ttl=TTL, user_id=None)
+    loaded = await store.load("k1")
+    assert loaded is not None
+    assert loaded.data["big"] == big and loaded.data["list"] == list(range(10_000))
+
+
+async def test_unicode(store: SessionStore) -> None:
+    data = {"name": "Zoë 🦄 名前", "emoji": ["☃", "\u2028", "\\", '"'], "ключ": "значение"}
+    await store.create("k1", data, ttl=TTL, user_id="ユーザー")
+    loaded = await store.load("k1")
+    assert loaded is not None and loaded.data == data
+    assert await store.user_keys("ユーザー") == ["k1"]
+
+
+async def test_load_many_keeps_order(store: SessionStore) -> None:
+    await store.create("k1", {"n": 1}, ttl=TTL, user_id=None)
+    await store.create("k3", {"n": 3}, ttl=TTL, user_id=None)
+    loaded = await store.load_many(["k3", "k2", "k1"])
+    assert [item.data["n"] if isinstance(item, StoredSession) else None for item in loaded] == [3, None, 1]
+
+
+async def test_cleanup_returns_a_count(store: SessionStore) -> None:
+    await store.create("k1", {"n": 1}, ttl=0.2, user_id=None)
+    await asyncio.sleep(0.4)
+    assert await store.cleanup() >= 0
+    assert await store.load("k1") is None
