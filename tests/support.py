@@ -2,7 +2,7 @@
 
 import os
 import socket
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any, NoReturn, TypeVar
@@ -11,7 +11,7 @@ import pytest
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
-from fastapi_sessions import SessionManager, SessionModel, SessionSettings, SessionStore
+from fastapi_sessions import SessionManager, SessionModel, SessionSettings, SessionStore, StoredSession, UpdateResult
 
 SECRET = "test-secret-key-for-fastapi-sessions-0123456789"
 OTHER_SECRET = "another-secret-key-for-fastapi-sessions-9876543210"
@@ -94,3 +94,79 @@ def client(app: FastAPI, **kwargs: Any) -> Iterator[TestClient]:
 
 def set_cookies(response: Any) -> list[str]:
     return [value for name, value in response.headers.multi_items() if name.lower() == "set-cookie"]
+
+
+class CountingStore(SessionStore):
+    """Wraps a store and counts the calls of each method, to prove what a request did to the store."""
+
+    def __init__(self, inner: SessionStore) -> None:
+        self.inner = inner
+        self.calls: dict[str, int] = {}
+
+    def _count(self, name: str) -> None:
+        self.calls[name] = self.calls.get(name, 0) + 1
+
+    @property
+    def writes(self) -> int:
+        return sum(self.calls.get(name, 0) for name in ("create", "update", "delete", "replace"))
+
+    @property
+    def total(self) -> int:
+        return sum(self.calls.values())
+
+    def reset(self) -> None:
+        self.calls.clear()
+
+    async def open(self) -> None:
+        await self.inner.open()
+
+    async def close(self) -> None:
+        await self.inner.close()
+
+    async def load(self, key: str) -> StoredSession | None:
+        self._count("load")
+        return await self.inner.load(key)
+
+    async def load_many(self, keys: Sequence[str]) -> list[StoredSession | None]:
+        self._count("load_many")
+        return await self.inner.load_many(keys)
+
+    async def create(self, key: str, data: Mapping[str, Any], *, ttl: float, user_id: str | None) -> None:
+        self._count("create")
+        await self.inner.create(key, data, ttl=ttl, user_id=user_id)
+
+    async def update(
+        self,
+        key: str,
+        changes: Mapping[str, Any],
+        *,
+        removed: Collection[str] = (),
+        ttl: float,
+        expected_version: int | None = None,
+    ) -> UpdateResult:
+        self._count("update")
+        return await self.inner.update(key, changes, removed=removed, ttl=ttl, expected_version=expected_version)
+
+    async def replace(
+        self,
+        old_key: str,
+        new_key: str,
+        data: Mapping[str, Any],
+        *,
+        ttl: float,
+        user_id: str | None,
+        old_user_id: str | None,
+    ) -> bool:
+        self._count("replace")
+        return await self.inner.replace(old_key, new_key, data, ttl=ttl, user_id=user_id, old_user_id=old_user_id)
+
+    async def delete(self, key: str, *, user_id: str | None = None) -> bool:
+        self._count("delete")
+        return await self.inner.delete(key, user_id=user_id)
+
+    async def user_keys(self, user_id: str) -> list[str]:
+        self._count("user_keys")
+        return await self.inner.user_keys(user_id)
+
+    async def cleanup(self) -> int:
+        return await self.inner.cleanup()
