@@ -102,6 +102,7 @@ class CountingStore(SessionStore):
     def __init__(self, inner: SessionStore) -> None:
         self.inner = inner
         self.calls: dict[str, int] = {}
+        self.updates: list[dict[str, Any]] = []
 
     def _count(self, name: str) -> None:
         self.calls[name] = self.calls.get(name, 0) + 1
@@ -116,6 +117,7 @@ class CountingStore(SessionStore):
 
     def reset(self) -> None:
         self.calls.clear()
+        self.updates.clear()
 
     async def open(self) -> None:
         await self.inner.open()
@@ -145,6 +147,7 @@ class CountingStore(SessionStore):
         expected_version: int | None = None,
     ) -> UpdateResult:
         self._count("update")
+        self.updates.append(dict(changes))
         return await self.inner.update(key, changes, removed=removed, ttl=ttl, expected_version=expected_version)
 
     async def replace(
