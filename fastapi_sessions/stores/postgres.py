@@ -1,0 +1,441 @@
+"""`PostgresStore`: sessions in a PostgreSQL table, through asyncpg."""
+
+import asyncio
+import contextlib
+import hashlib
+import json
+import logging
+import re
+from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
+from typing import TYPE_CHECKING, Any
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+
+from fastapi_sessions.exceptions import SessionConfigError, StoreError, StoreUnavailableError
+from fastapi_sessions.stores import missing_driver
+from fastapi_sessions.stores.base import SessionStore, StoredSession, UpdateResult
+
+try:
+    import asyncpg
+except ImportError:  # pragma: no cover - exercised by a test that hides the driver
+    raise missing_driver("postgres", "asyncpg") from None
+
+if TYPE_CHECKING:
+    Pool = asyncpg.Pool[asyncpg.Record]
+
+__all__ = ["PostgresStore"]
+
+logger = logging.getLogger("fastapi_sessions")
+
+# Errors meaning the server is down, unreachable, refusing connections or too slow: answered with 503.
+_UNAVAILABLE: tuple[type[BaseException], ...] = (
+    OSError,
+    TimeoutError,
+    asyncpg.exceptions.PostgresConnectionError,
+    asyncpg.exceptions.CannotConnectNowError,
+    asyncpg.exceptions.TooManyConnectionsError,
+    asyncpg.exceptions.AdminShutdownError,
+    asyncpg.exceptions.CrashShutdownError,
+    asyncpg.exceptions.InterfaceError,
+)
+
+# URL query options read by the store; every other option goes to asyncpg with the DSN.
+_FLOAT_OPTIONS = ("cleanup_interval", "command_timeout", "connect_timeout")
+_INT_OPTIONS = ("cleanup_batch", "min_size", "max_size", "statement_cache_size")
+_BOOL_OPTIONS = ("create_table",)
+_IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,62}")
+_MAX_IDENTIFIER = 63
+
+# jsonb and text cannot hold U+0000. Strings containing it (or the escape character itself) are
+# stored with U+0000 as ESC "0" and ESC as ESC "1"; every other string is stored as it is.
+_ESC = "\ue000"
+_ESCAPED = re.compile(_ESC + "([01])")
+
+
+def _escape_str(value: str) -> str:
+    if "\x00" not in value and _ESC not in value:
+        return value
+    return value.replace(_ESC, _ESC + "1").replace("\x00", _ESC + "0")
+
+
+def _unescape_str(value: str) -> str:
+    if _ESC not in value:
+        return value
+    return _ESCAPED.sub(lambda match: "\x00" if match[1] == "0" else _ESC, value)
+
+
+def _walk(value: Any, convert: Callable[[str], str]) -> Any:
+    if isinstance(value, str):
+        return convert(value)
+    if isinstance(value, dict):
+        return {convert(name): _walk(item, convert) for name, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [_walk(item, convert) for item in value]
+    return value
+
+
+def _dumps(data: Mapping[str, Any]) -> str:
+    text = json.dumps(data, separators=(",", ":"), ensure_ascii=False)
+    if "\\u0000" in text or _ESC in text:
+        text = json.dumps(_walk(data, _escape_str), separators=(",", ":"), ensure_ascii=False)
+    return text
+
+
+def _loads(text: str) -> dict[str, Any]:
+    data: dict[str, Any] = json.loads(text)
+    return _walk(data, _unescape_str) if _ESC in text else data
+
+
+def _quote_table(table: str) -> str:
+    parts = table.split(".")
+    if len(parts) > 2 or not all(_IDENTIFIER.fullmatch(part) for part in parts):
+        raise SessionConfigError(
+            f"PostgresStore table {table!r} is not a valid name: use letters, digits and underscores "
+            f"(at most {_MAX_IDENTIFIER}, not starting with a digit), optionally as schema.table"
+        )
+    return ".".join(f'"{part}"' for part in parts)
+
+
+def _index_name(table: str, suffix: str) -> str:
+    name = table.split(".")[-1]
+    if len(name) + len(suffix) + 1 <= _MAX_IDENTIFIER:
+        return f"{name}_{suffix}"
+    digest = hashlib.blake2b(table.encode(), digest_size=4).hexdigest()
+    return f"{name[:40]}_{digest}_{suffix}"
+
+
+def _describe(exc: BaseException) -> str:
+    text = str(exc)
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+
+
+class PostgresStore(SessionStore):
+    """Sessions in a PostgreSQL table: one row per session, the data in a ``jsonb`` column.
+
+    Expiry is by the database's clock (``now()``), so every app server agrees on it. Updates are a
+    single ``UPDATE`` that merges the changed fields into the stored document, so concurrent requests
+    changing different fields never lose each other's writes. A background task deletes expired rows.
+
+    Args:
+        pool: An asyncpg pool to use. The store never closes a pool it was given.
+        dsn: A ``postgresql://`` DSN to create a pool from instead (see `from_url`).
+        table: The table, optionally schema-qualified (``sessions.web``). Created on `open`.
+        create_table: Create the table and its indexes on `open` if they do not exist. Turn off when
+            the app's database user may not run DDL and the table is created by a migration.
+        cleanup_interval: Seconds between deletions of expired rows by the background task; ``0``
+            disables the task (call `cleanup` from a scheduled job instead).
+        cleanup_batch: Rows deleted per statement by `cleanup`.
+        command_timeout: Seconds a query may run (asyncpg's ``command_timeout``) for a pool the
+            store creates.
+        connect_timeout: Seconds to establish a connection, for a pool the store creates.
+        min_size: Connections the store's pool keeps open.
+        max_size: Most connections the store's pool opens.
+        statement_cache_size: asyncpg's prepared statement cache per connection; set ``0`` behind
+            PgBouncer in transaction pooling mode.
+
+    Raises:
+        SessionConfigError: the table name or an option is invalid.
+    """
+
+    def __init__(
+        self,
+        pool: "Pool | None" = None,
+        *,
+        dsn: str | None = None,
+        table: str = "fastapi_sessions",
+        create_table: bool = True,
+        cleanup_interval: float = 300.0,
+        cleanup_batch: int = 1000,
+        command_timeout: float | None = 5.0,
+        connect_timeout: float = 5.0,
+        min_size: int = 1,
+        max_size: int = 10,
+        statement_cache_size: int = 100,
+    ) -> None:
+        if (pool is None) == (dsn is None):
+            raise SessionConfigError("PostgresStore needs either an asyncpg pool or a dsn, not both")
+        if cleanup_interval < 0 or cleanup_batch < 1:
+            raise SessionConfigError("PostgresStore cleanup_interval must be >= 0 and cleanup_batch >= 1")
+        if min_size < 0 or max_size < 1 or min_size > max_size:
+            raise SessionConfigError("PostgresStore pool sizes need 0 <= min_size <= max_size and max_size >= 1")
+        self.table = table
+        self.create_table = create_table
+        self.cleanup_interval = cleanup_interval
+        self.cleanup_batch = cleanup_batch
+        self._pool = pool
+        self._owns_pool = pool is None
+        self._dsn = dsn
+        self._pool_options: dict[str, Any] = {
+            "min_size": min_size,
+            "max_size": max_size,
+            "command_timeout": command_timeout,
+            "timeout": connect_timeout,
+            "statement_cache_size": statement_cache_size,
+        }
+        self._where = _server_name(dsn) if dsn is not None else "the given pool's server"
+        self._ready = False
+        self._setup_lock: asyncio.Lock | None = None
+        self._cleanup_task: asyncio.Task[None] | None = None
+
+        quoted = _quote_table(table)
+        live = "expires_at > now()"
+        expiry = "now() + make_interval(secs => $4)"
+        digest = hashlib.blake2b(f"fastapi_sessions:{table}".encode(), digest_size=8).digest()
+        self._lock_id = int.from_bytes(digest, "big", signed=True)
+        self._ddl = (
+            f"CREATE TABLE IF NOT EXISTS {quoted} (key text PRIMARY KEY, data jsonb NOT NULL, user_id text NULL, "
+            "version bigint NOT NULL, expires_at timestamptz NOT NULL);\n"
+            f'CREATE INDEX IF NOT EXISTS "{_index_name(table, "expires_at_idx")}" ON {quoted} (expires_at);\n'
+            f'CREATE INDEX IF NOT EXISTS "{_index_name(table, "user_id_idx")}" ON {quoted} (user_id) '
+            "WHERE user_id IS NOT NULL;"
+        )
+        self._sql_load = f"SELECT data, version, user_id FROM {quoted} WHERE key = $1 AND {live}"
+        self._sql_load_many = f"SELECT key, data, version, user_id FROM {quoted} WHERE key = ANY($1::text[]) AND {live}"
+        self._sql_create = (
+            f"INSERT INTO {quoted} (key, data, user_id, version, expires_at) VALUES ($1, $2::jsonb, $3, 1, {expiry}) "
+            "ON CONFLICT (key) DO UPDATE SET data = EXCLUDED.data, user_id = EXCLUDED.user_id, version = 1, "
+            "expires_at = EXCLUDED.expires_at"
+        )
+        update = (
+            f"UPDATE {quoted} SET data = (data - $2::text[]) || $3::jsonb, version = version + 1, "
+            f"expires_at = {expiry} WHERE key = $1 AND {live}"
+        )
+        self._sql_update = f"{update} RETURNING version"
+        self._sql_update_versioned = f"{update} AND version = $5 RETURNING version"
+        self._sql_exists = f"SELECT 1 FROM {quoted} WHERE key = $1 AND {live}"
+        self._sql_delete = f"DELETE FROM {quoted} WHERE key = $1 RETURNING {live}"
+        self._sql_delete_live = f"DELETE FROM {quoted} WHERE key = $1 AND {live} RETURNING 1"
+        self._sql_user_keys = f"SELECT key FROM {quoted} WHERE user_id = $1 AND {live}"
+        self._sql_cleanup = (
+            f"DELETE FROM {quoted} WHERE key IN "
+            f"(SELECT key FROM {quoted} WHERE expires_at < now() LIMIT $1 FOR UPDATE SKIP LOCKED)"
+        )
+
+    @classmethod
+    def from_url(cls, url: str) -> "PostgresStore":
+        """Build from a DSN such as ``postgresql://user:password@host:5432/db?table=sessions``.
+
+        The store's own options (``table``, ``create_table``, ``cleanup_interval``, ``cleanup_batch``,
+        ``command_timeout``, ``connect_timeout``, ``min_size``, ``max_size``, ``statement_cache_size``)
+        are taken out of the query string; the rest of the DSN (``sslmode`` and so on) goes to asyncpg.
+        """
+        parts = urlsplit(url)
+        if parts.scheme.lower() not in ("postgresql", "postgres"):
+            raise SessionConfigError(f"PostgresStore URL must start with postgresql://, got {parts.scheme!r}")
+        options: dict[str, Any] = {}
+        passed: list[tuple[str, str]] = []
+        for name, value in parse_qsl(parts.query, keep_blank_values=True):
+            try:
+                if name == "table":
+                    options[name] = value
+                elif name in _FLOAT_OPTIONS:
+                    options[name] = float(value)
+                elif name in _INT_OPTIONS:
+                    options[name] = int(value)
+                elif name in _BOOL_OPTIONS:
+                    options[name] = _parse_bool(value)
+                else:
+                    passed.append((name, value))
+            except ValueError:
+                raise SessionConfigError(
+                    f"SESSION_STORE_URL {_server_name(url)!r}: invalid value {value!r} for {name}"
+                ) from None
+        dsn = urlunsplit(parts._replace(query=urlencode(passed)))
+        return cls(dsn=dsn, **options)
+
+    # Lifecycle.
+
+    async def open(self) -> None:
+        """Create the pool and the table, and start the cleanup task.
+
+        A server that cannot be reached now is not fatal: the app starts, requests needing a session
+        answer 503, and the pool and table are set up on the first operation that reaches it.
+        """
+        self._setup_lock = asyncio.Lock()
+        try:
+            await self._ready_pool()
+        except StoreUnavailableError as exc:
+            logger.warning("%s; sessions are unavailable until it answers", exc)
+        if self.cleanup_interval > 0 and self._cleanup_task is None:
+            self._cleanup_task = asyncio.create_task(self._cleanup_loop(), name="fastapi_sessions postgres cleanup")
+
+    async def close(self) -> None:
+        """Stop the cleanup task and close the pool if the store created it."""
+        task, self._cleanup_task = self._cleanup_task, None
+        if task is not None:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        self._ready = False
+        if self._owns_pool and self._pool is not None:
+            pool, self._pool = self._pool, None
+            try:
+                await asyncio.wait_for(pool.close(), timeout=self._pool_options["timeout"])
+            except _UNAVAILABLE:  # a server that is gone cannot say goodbye
+                pool.terminate()
+
+    async def _ready_pool(self) -> "Pool":
+        """The pool, after creating it and the table on first use."""
+        if self._ready and self._pool is not None:
+            return self._pool
+        if self._setup_lock is None:
+            self._setup_lock = asyncio.Lock()
+        async with self._setup_lock:
+            if not self._ready or self._pool is None:
+                with self._errors("connect and set up the sessions table"):
+                    if self._pool is None:
+                        self._pool = await asyncpg.create_pool(self._dsn, **self._pool_options)
+                    if self.create_table:
+                        async with self._pool.acquire() as connection, connection.transaction():
+                            # Several workers start at once; CREATE ... IF NOT EXISTS alone can still
+                            # collide on the catalog, so they take turns.
+                            await connection.execute("SELECT pg_advisory_xact_lock($1)", self._lock_id)
+                            await connection.execute(self._ddl)
+                self._ready = True
+            return self._pool
+
+    async def _cleanup_loop(self) -> None:
+        while True:
+            await asyncio.sleep(self.cleanup_interval)
+            try:
+                deleted = await self.cleanup()
+            except StoreError as exc:
+                logger.warning("expired session cleanup failed: %s", exc)
+            except Exception:  # the loop must outlive any one failure
+                logger.exception("expired session cleanup failed")
+            else:
+                if deleted:
+                    logger.debug("expired session cleanup: %d rows deleted from %s", deleted, self.table)
+
+    @contextlib.contextmanager
+    def _errors(self, action: str) -> Iterator[None]:
+        try:
+            yield
+        except StoreError:
+            raise
+        except _UNAVAILABLE as exc:
+            raise StoreUnavailableError(
+                f"PostgresStore could not {action}: PostgreSQL at {self._where} is unreachable or too slow "
+                f"({_describe(exc)})"
+            ) from exc
+        except asyncpg.PostgresError as exc:
+            raise StoreError(
+                f"PostgresStore could not {action} in table {self.table} at {self._where}: {_describe(exc)}"
+            ) from exc
+
+    # The store interface.
+
+    async def load(self, key: str) -> StoredSession | None:
+        pool = await self._ready_pool()
+        with self._errors("load a session"):
+            row = await pool.fetchrow(self._sql_load, key)
+        if row is None:
+            return None
+        return StoredSession(_loads(row[0]), row[1], _user(row[2]))
+
+    async def load_many(self, keys: Sequence[str]) -> list[StoredSession | None]:
+        if not keys:
+            return []
+        pool = await self._ready_pool()
+        with self._errors("load sessions"):
+            rows = await pool.fetch(self._sql_load_many, list(keys))
+        found = {row[0]: StoredSession(_loads(row[1]), row[2], _user(row[3])) for row in rows}
+        return [found.get(key) for key in keys]
+
+    async def create(self, key: str, data: Mapping[str, Any], *, ttl: float, user_id: str | None) -> None:
+        pool = await self._ready_pool()
+        with self._errors("store a session"):
+            await pool.execute(self._sql_create, key, _dumps(data), _stored_user(user_id), float(ttl))
+
+    async def update(
+        self,
+        key: str,
+        changes: Mapping[str, Any],
+        *,
+        removed: Collection[str] = (),
+        ttl: float,
+        expected_version: int | None = None,
+    ) -> UpdateResult:
+        pool = await self._ready_pool()
+        names = [_escape_str(name) for name in removed]
+        with self._errors("update a session"):
+            if expected_version is None:
+                version = await pool.fetchval(self._sql_update, key, names, _dumps(changes), float(ttl))
+            else:
+                version = await pool.fetchval(
+                    self._sql_update_versioned, key, names, _dumps(changes), float(ttl), expected_version
+                )
+            if version is not None:
+                return UpdateResult.UPDATED
+            if expected_version is not None and await pool.fetchval(self._sql_exists, key) is not None:
+                return UpdateResult.CONFLICT
+        return UpdateResult.MISSING
+
+    async def delete(self, key: str, *, user_id: str | None = None) -> bool:
+        pool = await self._ready_pool()
+        with self._errors("delete a session"):
+            live = await pool.fetchval(self._sql_delete, key)
+        return bool(live)
+
+    async def replace(
+        self,
+        old_key: str,
+        new_key: str,
+        data: Mapping[str, Any],
+        *,
+        ttl: float,
+        user_id: str | None,
+        old_user_id: str | None,
+    ) -> bool:
+        pool = await self._ready_pool()
+        payload = _dumps(data)
+        with self._errors("regenerate a session"):
+            async with pool.acquire() as connection, connection.transaction():
+                if await connection.fetchval(self._sql_delete_live, old_key) is None:
+                    return False
+                await connection.execute(self._sql_create, new_key, payload, _stored_user(user_id), float(ttl))
+        return True
+
+    async def user_keys(self, user_id: str) -> list[str]:
+        pool = await self._ready_pool()
+        with self._errors("list a user's sessions"):
+            rows = await pool.fetch(self._sql_user_keys, _escape_str(user_id))
+        return [row[0] for row in rows]
+
+    async def cleanup(self) -> int:
+        """Delete expired rows in batches of ``cleanup_batch``, returning how many were deleted.
+
+        Rows another worker is deleting at the same moment are skipped (``SKIP LOCKED``), so the
+        cleanup tasks of several workers never wait for each other.
+        """
+        pool = await self._ready_pool()
+        total = 0
+        with self._errors("delete expired sessions"):
+            while True:
+                status = await pool.execute(self._sql_cleanup, self.cleanup_batch)
+                deleted = int(status.split()[-1])
+                total += deleted
+                if deleted < self.cleanup_batch:
+                    return total
+
+
+def _stored_user(user_id: str | None) -> str | None:
+    return None if user_id is None else _escape_str(user_id)
+
+
+def _user(stored: str | None) -> str | None:
+    return None if stored is None else _unescape_str(stored)
+
+
+def _parse_bool(value: str) -> bool:
+    lowered = value.lower()
+    if lowered in ("1", "true", "yes", "on"):
+        return True
+    if lowered in ("0", "false", "no", "off"):
+        return False
+    raise ValueError(value)
+
+
+def _server_name(dsn: str) -> str:
+    """Host, port and database of a DSN, without the user or password, for messages."""
+    parts = urlsplit(dsn)
+    return f"{parts.netloc.rpartition('@')[2]}{parts.path}" or "localhost"
