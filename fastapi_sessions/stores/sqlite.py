@@ -1,0 +1,360 @@
+"""`SQLiteStore`: sessions in a SQLite file. Persistent, embedded, no server; one machine."""
+
+import asyncio
+import contextlib
+import json
+import logging
+import os
+import re
+import sqlite3
+import time
+from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any, TypeVar
+from urllib.parse import parse_qsl, unquote, urlsplit
+
+from fastapi_sessions.exceptions import SessionConfigError, StoreError, StoreUnavailableError
+from fastapi_sessions.stores.base import SessionStore, StoredSession, UpdateResult
+
+__all__ = ["SQLiteStore"]
+
+logger = logging.getLogger("fastapi_sessions")
+
+T = TypeVar("T")
+
+_IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,62}")
+_FLOAT_OPTIONS = ("busy_timeout", "cleanup_interval")
+_INT_OPTIONS = ("cleanup_batch",)
+# Bound parameters per statement: SQLite before 3.32 allows 999.
+_CHUNK = 500
+
+
+def _dumps(data: Mapping[str, Any]) -> str:
+    return json.dumps(data, separators=(",", ":"), ensure_ascii=False)
+
+
+class SQLiteStore(SessionStore):
+    """Sessions in a table of a SQLite database file, which survives restarts.
+
+    For a single server: several worker processes may share the file (WAL mode lets readers run
+    while one writer writes, and a busy timeout makes writers wait their turn), but the file must be
+    on a local disk of that machine, never on a network share.
+
+    Each store runs its queries on one connection in a thread of its own, so the event loop never
+    waits on the disk. Expiry times are Unix times by the app's clock; every read ignores expired
+    rows, and a background task deletes them.
+
+    Args:
+        path: The database file (created if missing), or ``:memory:`` for a private database that
+            lives as long as the store is open.
+        table: The table name. Created on `open`.
+        busy_timeout: Seconds a write waits for another process's write lock before failing.
+        cleanup_interval: Seconds between deletions of expired rows by the background task; ``0``
+            disables the task.
+        cleanup_batch: Rows deleted per transaction by `cleanup`, so a long cleanup never holds the
+            write lock for long.
+        clock: Returns the current time in seconds; tests inject their own.
+
+    Raises:
+        SessionConfigError: the table name or an option is invalid.
+    """
+
+    def __init__(
+        self,
+        path: str | os.PathLike[str],
+        *,
+        table: str = "fastapi_sessions",
+        busy_timeout: float = 5.0,
+        cleanup_interval: float = 300.0,
+        cleanup_batch: int = 1000,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        if not _IDENTIFIER.fullmatch(table):
+            raise SessionConfigError(
+                f"SQLiteStore table {table!r} is not a valid name: use letters, digits and underscores "
+                "(at most 63, not starting with a digit)"
+            )
+        if busy_timeout < 0 or cleanup_interval < 0 or cleanup_batch < 1:
+            raise SessionConfigError(
+                "SQLiteStore busy_timeout and cleanup_interval must be >= 0 and cleanup_batch >= 1"
+            )
+        self.path = os.fspath(path)
+        self.table = table
+        self.busy_timeout = busy_timeout
+        self.cleanup_interval = cleanup_interval
+        self.cleanup_batch = cleanup_batch
+        self._clock = clock
+        self._connection: sqlite3.Connection | None = None
+        self._executor: ThreadPoolExecutor | None = None
+        self._cleanup_task: asyncio.Task[None] | None = None
+
+        quoted = f'"{table}"'
+        self._ddl = (
+            f"CREATE TABLE IF NOT EXISTS {quoted} (key TEXT PRIMARY KEY, data TEXT NOT NULL, user_id TEXT, "
+            "version INTEGER NOT NULL, expires_at REAL NOT NULL)",
+            f'CREATE INDEX IF NOT EXISTS "{table}_expires_at_idx" ON {quoted} (expires_at)',
+            f'CREATE INDEX IF NOT EXISTS "{table}_user_id_idx" ON {quoted} (user_id) WHERE user_id IS NOT NULL',
+        )
+        self._sql_load = f"SELECT data, version, user_id FROM {quoted} WHERE key = ? AND expires_at > ?"
+        self._sql_load_many = f"SELECT key, data, version, user_id FROM {quoted} WHERE expires_at > ? AND key IN "
+        self._sql_create = (
+            f"INSERT OR REPLACE INTO {quoted} (key, data, user_id, version, expires_at) VALUES (?, ?, ?, 1, ?)"
+        )
+        self._sql_update = f"UPDATE {quoted} SET data = ?, version = ?, expires_at = ? WHERE key = ?"
+        self._sql_delete_live = f"DELETE FROM {quoted} WHERE key = ? AND expires_at > ?"
+        self._sql_delete = f"DELETE FROM {quoted} WHERE key = ?"
+        self._sql_user_keys = f"SELECT key FROM {quoted} WHERE user_id = ? AND expires_at > ?"
+        self._sql_cleanup = (
+            f"DELETE FROM {quoted} WHERE key IN (SELECT key FROM {quoted} WHERE expires_at <= ? LIMIT ?)"
+        )
+
+    @classmethod
+    def from_url(cls, url: str) -> "SQLiteStore":
+        """Build from ``sqlite:///relative/path.db`` or ``sqlite:////absolute/path.db``.
+
+        Options go in the query string: ``table``, ``busy_timeout``, ``cleanup_interval``,
+        ``cleanup_batch``, e.g. ``sqlite:///sessions.db?busy_timeout=10``.
+        """
+        parts = urlsplit(url)
+        if parts.scheme.lower() != "sqlite" or parts.netloc or not parts.path.startswith("/"):
+            raise SessionConfigError(
+                f"SESSION_STORE_URL {url!r}: a SQLite URL has three slashes and a path, "
+                "sqlite:///relative/path.db or sqlite:////absolute/path.db"
+            )
+        path = unquote(parts.path[1:])
+        if not path:
+            raise SessionConfigError(f"SESSION_STORE_URL {url!r}: the database file is missing after sqlite:///")
+        options: dict[str, Any] = {}
+        for name, value in parse_qsl(parts.query, keep_blank_values=True):
+            try:
+                if name == "table":
+                    options[name] = value
+                elif name in _FLOAT_OPTIONS:
+                    options[name] = float(value)
+                elif name in _INT_OPTIONS:
+                    options[name] = int(value)
+                else:
+                    raise SessionConfigError(
+                        f"SESSION_STORE_URL {url!r}: unknown option {name!r}; SQLiteStore takes "
+                        "table, busy_timeout, cleanup_interval and cleanup_batch"
+                    )
+            except ValueError:
+                raise SessionConfigError(f"SESSION_STORE_URL {url!r}: invalid value {value!r} for {name}") from None
+        return cls(path, **options)
+
+    # Lifecycle.
+
+    async def open(self) -> None:
+        """Open the database (WAL mode), create the table, and start the cleanup task."""
+        if self._executor is None:
+            self._executor = ThreadPoolExecutor(1, thread_name_prefix="fastapi_sessions-sqlite")
+            try:
+                await self._run("open the database", self._connect)
+            except BaseException:
+                self._executor.shutdown(wait=False)
+                self._executor = None
+                raise
+        if self.cleanup_interval > 0 and self._cleanup_task is None:
+            self._cleanup_task = asyncio.create_task(self._cleanup_loop(), name="fastapi_sessions sqlite cleanup")
+
+    async def close(self) -> None:
+        """Stop the cleanup task and close the database."""
+        task, self._cleanup_task = self._cleanup_task, None
+        if task is not None:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        executor, self._executor = self._executor, None
+        if executor is not None:
+            try:
+                await asyncio.get_running_loop().run_in_executor(executor, self._disconnect)
+            finally:
+                executor.shutdown(wait=False)
+
+    def _connect(self) -> None:
+        connection = sqlite3.connect(
+            self.path, timeout=self.busy_timeout, isolation_level=None, check_same_thread=False
+        )
+        try:
+            # Readers never block the writer nor each other; NORMAL sync is durable up to the last
+            # transactions before a power cut, never corrupt.
+            connection.execute("PRAGMA journal_mode=WAL")
+            connection.execute("PRAGMA synchronous=NORMAL")
+            with _transaction(connection):
+                for statement in self._ddl:
+                    connection.execute(statement)
+        except BaseException:
+            connection.close()
+            raise
+        self._connection = connection
+
+    def _disconnect(self) -> None:
+        connection, self._connection = self._connection, None
+        if connection is not None:
+            connection.close()
+
+    async def _run(self, action: str, function: Callable[..., T], *args: Any) -> T:
+        """Run ``function`` on the store's thread; map SQLite's failures to store errors."""
+        if self._executor is None:
+            await self.open()
+        assert self._executor is not None
+        try:
+            return await asyncio.get_running_loop().run_in_executor(self._executor, function, *args)
+        except sqlite3.OperationalError as exc:
+            # "database is locked" (busy timeout), "disk I/O error", "unable to open database file"...
+            raise StoreUnavailableError(f"SQLiteStore could not {action} in {self.path}: {exc}") from exc
+        except sqlite3.Error as exc:
+            raise StoreError(f"SQLiteStore could not {action} in {self.path}: {type(exc).__name__}: {exc}") from exc
+
+    def _db(self) -> sqlite3.Connection:
+        if self._connection is None:
+            raise StoreUnavailableError(f"SQLiteStore {self.path} is closed")
+        return self._connection
+
+    async def _cleanup_loop(self) -> None:
+        while True:
+            await asyncio.sleep(self.cleanup_interval)
+            try:
+                deleted = await self.cleanup()
+            except StoreError as exc:
+                logger.warning("expired session cleanup failed: %s", exc)
+            except Exception:  # the loop must outlive any one failure
+                logger.exception("expired session cleanup failed")
+            else:
+                if deleted:
+                    logger.debug("expired session cleanup: %d rows deleted from %s", deleted, self.path)
+
+    # The store interface. Each operation is one function run on the store's thread.
+
+    async def load(self, key: str) -> StoredSession | None:
+        return await self._run("load a session", self._load, key, self._clock())
+
+    def _load(self, key: str, now: float) -> StoredSession | None:
+        row = self._db().execute(self._sql_load, (key, now)).fetchone()
+        return None if row is None else StoredSession(json.loads(row[0]), row[1], row[2])
+
+    async def load_many(self, keys: Sequence[str]) -> list[StoredSession | None]:
+        if not keys:
+            return []
+        return await self._run("load sessions", self._load_many, list(keys), self._clock())
+
+    def _load_many(self, keys: list[str], now: float) -> list[StoredSession | None]:
+        db = self._db()
+        found: dict[str, StoredSession] = {}
+        for start in range(0, len(keys), _CHUNK):
+            chunk = keys[start : start + _CHUNK]
+            query = self._sql_load_many + f"({', '.join('?' * len(chunk))})"
+            for key, data, version, user_id in db.execute(query, (now, *chunk)):
+                found[key] = StoredSession(json.loads(data), version, user_id)
+        return [found.get(key) for key in keys]
+
+    async def create(self, key: str, data: Mapping[str, Any], *, ttl: float, user_id: str | None) -> None:
+        payload = _dumps(data)
+        await self._run("store a session", self._create, key, payload, user_id, self._clock() + ttl)
+
+    def _create(self, key: str, payload: str, user_id: str | None, expires_at: float) -> None:
+        self._db().execute(self._sql_create, (key, payload, user_id, expires_at))
+
+    async def update(
+        self,
+        key: str,
+        changes: Mapping[str, Any],
+        *,
+        removed: Collection[str] = (),
+        ttl: float,
+        expected_version: int | None = None,
+    ) -> UpdateResult:
+        now = self._clock()
+        return await self._run(
+            "update a session", self._update, key, dict(changes), list(removed), now, now + ttl, expected_version
+        )
+
+    def _update(
+        self,
+        key: str,
+        changes: dict[str, Any],
+        removed: list[str],
+        now: float,
+        expires_at: float,
+        expected_version: int | None,
+    ) -> UpdateResult:
+        db = self._db()
+        # BEGIN IMMEDIATE takes the write lock before reading, so no other process changes the row
+        # between this read and the write: the merge below cannot lose a concurrent update.
+        with _transaction(db):
+            row = db.execute(self._sql_load, (key, now)).fetchone()
+            if row is None:
+                return UpdateResult.MISSING
+            if expected_version is not None and row[1] != expected_version:
+                return UpdateResult.CONFLICT
+            data = json.loads(row[0])
+            data.update(changes)
+            for name in removed:
+                data.pop(name, None)
+            db.execute(self._sql_update, (_dumps(data), row[1] + 1, expires_at, key))
+        return UpdateResult.UPDATED
+
+    async def delete(self, key: str, *, user_id: str | None = None) -> bool:
+        return await self._run("delete a session", self._delete, key, self._clock())
+
+    def _delete(self, key: str, now: float) -> bool:
+        db = self._db()
+        with _transaction(db):
+            if db.execute(self._sql_delete_live, (key, now)).rowcount:
+                return True
+            db.execute(self._sql_delete, (key,))  # an expired leftover
+        return False
+
+    async def replace(
+        self,
+        old_key: str,
+        new_key: str,
+        data: Mapping[str, Any],
+        *,
+        ttl: float,
+        user_id: str | None,
+        old_user_id: str | None,
+    ) -> bool:
+        now = self._clock()
+        payload = _dumps(data)
+        return await self._run("regenerate a session", self._replace, old_key, new_key, payload, user_id, now, ttl)
+
+    def _replace(self, old_key: str, new_key: str, payload: str, user_id: str | None, now: float, ttl: float) -> bool:
+        db = self._db()
+        with _transaction(db):
+            if not db.execute(self._sql_delete_live, (old_key, now)).rowcount:
+                return False
+            db.execute(self._sql_create, (new_key, payload, user_id, now + ttl))
+        return True
+
+    async def user_keys(self, user_id: str) -> list[str]:
+        return await self._run("list a user's sessions", self._user_keys, user_id, self._clock())
+
+    def _user_keys(self, user_id: str, now: float) -> list[str]:
+        return [row[0] for row in self._db().execute(self._sql_user_keys, (user_id, now))]
+
+    async def cleanup(self) -> int:
+        """Delete expired rows, ``cleanup_batch`` per transaction, returning how many were deleted."""
+        return await self._run("delete expired sessions", self._cleanup, self._clock())
+
+    def _cleanup(self, now: float) -> int:
+        db = self._db()
+        total = 0
+        while True:
+            with _transaction(db):
+                deleted = db.execute(self._sql_cleanup, (now, self.cleanup_batch)).rowcount
+            total += deleted
+            if deleted < self.cleanup_batch:
+                return total
+
+
+@contextlib.contextmanager
+def _transaction(db: sqlite3.Connection) -> Iterator[None]:
+    """A write transaction: committed on exit, rolled back on an exception."""
+    db.execute("BEGIN IMMEDIATE")
+    try:
+        yield
+    except BaseException:
+        db.execute("ROLLBACK")
+        raise
+    db.execute("COMMIT")
