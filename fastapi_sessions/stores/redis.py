@@ -1,0 +1,625 @@
+"""`RedisStore`: sessions in Redis (one server, Sentinel or Cluster), one hash per session.
+
+Layout, for the default prefix ``fastapi_sessions:``:
+
+- ``fastapi_sessions:{<key>}``, a hash per session: one field per data field, its value as JSON,
+  plus ``:v`` (the version) and ``:u`` (the user ID, when there is one). Data names never begin
+  with ``:`` (one that does is stored with a second ``:`` in front), so these cannot collide. The
+  braces make the key its own Cluster hash tag. Redis expires the hash itself.
+- ``fastapi_sessions:user:<hash>``, a set per user of the keys of the user's sessions, named by a
+  hash of the user ID (so no user ID is ever a pattern or a key fragment). It expires after the
+  longest session written into it.
+
+Every operation is one round trip: a load is one ``HGETALL``, a write one Lua script that sets the
+data and the expiry together.
+"""
+
+import asyncio
+import hashlib
+import json
+import logging
+import math
+from collections.abc import Collection, Mapping, Sequence
+from typing import Any
+from urllib.parse import parse_qsl, unquote, urlsplit
+
+from fastapi_sessions.exceptions import SessionConfigError, StoreUnavailableError
+from fastapi_sessions.stores import missing_driver
+from fastapi_sessions.stores.base import SessionStore, StoredSession, UpdateResult
+
+try:
+    from redis.asyncio import BlockingConnectionPool, Redis
+    from redis.asyncio.cluster import ClusterNode, RedisCluster
+    from redis.asyncio.connection import Connection, SSLConnection
+    from redis.asyncio.retry import Retry
+    from redis.asyncio.sentinel import Sentinel
+    from redis.backoff import ExponentialWithJitterBackoff
+    from redis.exceptions import (
+        ClusterDownError,
+        NoScriptError,
+        OutOfMemoryError,
+        ReadOnlyError,
+        RedisClusterException,
+        RedisError,
+        TryAgainError,
+    )
+    from redis.exceptions import ConnectionError as RedisConnectionError
+    from redis.exceptions import TimeoutError as RedisTimeoutError
+except ImportError as exc:  # pragma: no cover - exercised with the driver hidden
+    raise missing_driver("redis", "redis") from exc
+
+__all__ = ["RedisStore"]
+
+logger = logging.getLogger("fastapi_sessions")
+
+DEFAULT_PREFIX = "fastapi_sessions:"
+
+# Redis answers these when it is down, starting, failing over, read-only or full: the request gets a 503.
+_UNAVAILABLE: tuple[type[Exception], ...] = (
+    RedisConnectionError,  # also BusyLoadingError, MasterNotFoundError, MaxConnectionsError
+    RedisTimeoutError,
+    ClusterDownError,
+    TryAgainError,
+    ReadOnlyError,
+    OutOfMemoryError,
+    RedisClusterException,
+    OSError,
+)
+
+_UNAVAILABLE_OR_REFUSED: tuple[type[Exception], ...] = (*_UNAVAILABLE, RedisError)
+
+_json_encode = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False).encode
+_json_decode = json.loads
+
+# Lua 5.1's unpack() has a stack limit of a few thousand values: write fields 1000 arguments at a time.
+_WRITE_SESSION = """
+local function write_session(key, index, first)
+  redis.call('DEL', key)
+  for i = first, #ARGV, 1000 do
+    redis.call('HSET', key, unpack(ARGV, i, math.min(i + 999, #ARGV)))
+  end
+  if ARGV[3] == '1' then
+    redis.call('HSET', key, ':v', 1, ':u', ARGV[2])
+  else
+    redis.call('HSET', key, ':v', 1)
+  end
+  redis.call('PEXPIRE', key, ARGV[1])
+  if index then
+    redis.call('SADD', index, ARGV[4])
+    if redis.call('PTTL', index) < tonumber(ARGV[1]) then
+      redis.call('PEXPIRE', index, ARGV[1])
+    end
+  end
+end
+"""
+
+
+class _Script:
+    """A Lua script run by its SHA1; a server that lacks it (restarted, flushed) gets the text once."""
+
+    __slots__ = ("sha", "text")
+
+    def __init__(self, text: str) -> None:
+        self.text = text
+        self.sha = hashlib.sha1(text.encode()).hexdigest()
+
+    async def __call__(self, client: "Redis | RedisCluster", keys: Sequence[str], args: Sequence[Any]) -> Any:
+        try:
+            return await client.evalsha(self.sha, len(keys), *keys, *args)
+        except NoScriptError:
+            # EVAL runs it on the node that holds the keys and caches it there for the next EVALSHA.
+            return await client.eval(self.text, len(keys), *keys, *args)
+
+
+# KEYS: the session hash[, the user's index]. ARGV: ttl ms, user ID, has user ('1'/'0'), index member,
+# then field/value pairs.
+_CREATE = _Script(_WRITE_SESSION + "write_session(KEYS[1], KEYS[2], 5)\nreturn 1\n")
+
+# KEYS: the old hash, the new hash[, the old user's index][, the new user's index]. ARGV: as _CREATE,
+# then has old index ('1'/'0'), old member, then field/value pairs. Writes nothing if the old hash is gone.
+_REPLACE = _Script(
+    _WRITE_SESSION
+    + """
+if redis.call('DEL', KEYS[1]) == 0 then return 0 end
+local index = 3
+if ARGV[5] == '1' then
+  redis.call('SREM', KEYS[3], ARGV[6])
+  index = 4
+end
+write_session(KEYS[2], KEYS[index], 7)
+return 1
+"""
+)
+
+# KEYS: the session hash. ARGV: ttl ms, expected version or '', number of removed names n, the n names,
+# then field/value pairs. Returns the new version, -1 if there is no session, -2 on a version mismatch.
+_UPDATE = _Script(
+    """
+local version = redis.call('HGET', KEYS[1], ':v')
+if not version then return -1 end
+if ARGV[2] ~= '' and ARGV[2] ~= version then return -2 end
+local last_removed = 3 + tonumber(ARGV[3])
+for i = last_removed + 1, #ARGV, 1000 do
+  redis.call('HSET', KEYS[1], unpack(ARGV, i, math.min(i + 999, #ARGV)))
+end
+for i = 4, last_removed, 1000 do
+  redis.call('HDEL', KEYS[1], unpack(ARGV, i, math.min(i + 999, last_removed)))
+end
+redis.call('PEXPIRE', KEYS[1], ARGV[1])
+return redis.call('HINCRBY', KEYS[1], ':v', 1)
+"""
+)
+
+# KEYS: the session hash, the user's index. ARGV: the index member. Returns whether the hash existed.
+_DELETE = _Script(
+    """
+local existed = redis.call('DEL', KEYS[1])
+redis.call('SREM', KEYS[2], ARGV[1])
+return existed
+"""
+)
+
+# Cluster only, where a user's index lives in another slot than the session. KEYS: the index.
+# ARGV: ttl ms, member.
+_INDEX_ADD = _Script(
+    """
+redis.call('SADD', KEYS[1], ARGV[2])
+if redis.call('PTTL', KEYS[1]) < tonumber(ARGV[1]) then
+  redis.call('PEXPIRE', KEYS[1], ARGV[1])
+end
+return 1
+"""
+)
+
+_SCRIPTS = (_CREATE, _REPLACE, _UPDATE, _DELETE, _INDEX_ADD)
+
+
+class RedisStore(SessionStore):
+    """Sessions in Redis: a single server, a Sentinel-managed master, or a Cluster.
+
+    Build it from a URL with `from_url`, or hand it a client you already have (``decode_responses``
+    may be either)::
+
+        store = RedisStore.from_url("redis://localhost:6379/0")
+        store = RedisStore(redis.asyncio.Redis(host="cache"), prefix="myapp:sessions:")
+
+    Args:
+        client: A ``redis.asyncio.Redis`` (also one from ``Sentinel.master_for``) or
+            ``redis.asyncio.cluster.RedisCluster``.
+        prefix: Begins every key the store writes. Give each application its own.
+        owns_client: Whether `close` closes ``client``. Leave ``False`` for a client the application
+            shares and closes itself.
+    """
+
+    def __init__(
+        self, client: "Redis | RedisCluster", *, prefix: str = DEFAULT_PREFIX, owns_client: bool = False
+    ) -> None:
+        if not isinstance(client, Redis | RedisCluster):
+            raise SessionConfigError(
+                f"RedisStore needs a redis.asyncio.Redis or redis.asyncio.cluster.RedisCluster client, "
+                f"got {type(client).__name__}"
+            )
+        self.client = client
+        self.prefix = prefix
+        self.owns_client = owns_client
+        self.cluster = isinstance(client, RedisCluster)
+        self.location = _describe(client)
+        self._sentinel: Sentinel | None = None
+
+    # Building from a URL.
+
+    @classmethod
+    def from_url(cls, url: str) -> "RedisStore":
+        """Build a store, and a client it owns, from a URL.
+
+        - ``redis://[[user]:password@]host[:port][/db]``, ``rediss://`` for TLS;
+        - ``redis+sentinel://[[user]:password@]host[:port][,host2[:port2]...]/service_name[?db=0]``
+          (``rediss+sentinel://`` for TLS to the master);
+        - ``redis+cluster://[[user]:password@]host[:port][,host2[:port2]...]`` (``rediss+cluster://``).
+
+        Query options: ``prefix`` (default ``fastapi_sessions:``), ``socket_timeout`` and
+        ``socket_connect_timeout`` (seconds, default 5 and 2), ``max_connections`` (per server, default
+        100; requests beyond it wait for a free connection), ``db``, ``sentinel_password``, and for TLS
+        ``ssl_cert_reqs`` (``required``, ``optional``, ``none``), ``ssl_ca_certs``, ``ssl_certfile``,
+        ``ssl_keyfile``, ``ssl_check_hostname``.
+
+        Raises:
+            SessionConfigError: the URL is malformed or has an unknown option; the message says which.
+        """
+        config = _UrlConfig(url)
+        prefix = config.options.pop("prefix", DEFAULT_PREFIX)
+        if config.kind == "cluster":
+            client: Redis | RedisCluster = config.cluster_client()
+            return cls(client, prefix=prefix, owns_client=True)
+        if config.kind == "sentinel":
+            sentinel, client = config.sentinel_client()
+            store = cls(client, prefix=prefix, owns_client=True)
+            store._sentinel = sentinel
+            store.location = f"Redis Sentinel {config.hosts_text} service {config.service_name!r}"
+            return store
+        return cls(config.redis_client(), prefix=prefix, owns_client=True)
+
+    # Keys.
+
+    def session_key(self, key: str) -> str:
+        """The Redis key of the hash holding session ``key``."""
+        return f"{self.prefix}{{{key}}}"
+
+    def user_index_key(self, user_id: str) -> str:
+        """The Redis key of the set indexing ``user_id``'s sessions, named by a hash of the user ID."""
+        digest = hashlib.blake2b(user_id.encode("utf-8", "surrogatepass"), digest_size=20).hexdigest()
+        return f"{self.prefix}user:{digest}"
+
+    # Lifecycle.
+
+    async def open(self) -> None:
+        """Load the scripts, so the first requests need no retry. A Redis that is down is logged, not fatal.
+
+        The app starts anyway and answers 503 to requests that need a session until Redis is back.
+        """
+        try:
+            if isinstance(self.client, RedisCluster):
+                await self.client.initialize()
+            for script in _SCRIPTS:
+                await self.client.script_load(script.text)
+        except _UNAVAILABLE_OR_REFUSED as exc:
+            logger.warning("RedisStore: %s is not answering at startup: %s: %s", self.location, type(exc).__name__, exc)
+
+    async def close(self) -> None:
+        if not self.owns_client:
+            return
+        await self.client.aclose()
+        if self._sentinel is not None:
+            for sentinel in self._sentinel.sentinels:
+                await sentinel.aclose()
+
+    def _unavailable(self, action: str, exc: Exception) -> StoreUnavailableError:
+        if isinstance(exc, OutOfMemoryError):
+            reason = "Redis is out of memory (maxmemory reached with the noeviction policy)"
+        else:
+            reason = f"{type(exc).__name__}: {exc}"
+        return StoreUnavailableError(f"RedisStore: {action} at {self.location} failed: {reason}")
+
+    # Operations.
+
+    async def load(self, key: str) -> StoredSession | None:
+        try:
+            raw = await self.client.hgetall(self.session_key(key))
+        except _UNAVAILABLE as exc:
+            raise self._unavailable("load", exc) from exc
+        return _decode(raw)
+
+    async def load_many(self, keys: Sequence[str]) -> list[StoredSession | None]:
+        if not keys:
+            return []
+        try:
+            pipe = self.client.pipeline(transaction=False)
+            for key in keys:
+                pipe.hgetall(self.session_key(key))
+            results = await pipe.execute()
+        except _UNAVAILABLE as exc:
+            raise self._unavailable("load_many", exc) from exc
+        return [_decode(raw) for raw in results]
+
+    async def create(self, key: str, data: Mapping[str, Any], *, ttl: float, user_id: str | None) -> None:
+        args = [_ttl_ms(ttl), user_id or "", "0" if user_id is None else "1", key, *_encode(data)]
+        try:
+            if user_id is None:
+                await _CREATE(self.client, [self.session_key(key)], args)
+            elif self.cluster:
+                # The index lives in another slot: two scripts, sent together.
+                await asyncio.gather(
+                    _CREATE(self.client, [self.session_key(key)], args),
+                    _INDEX_ADD(self.client, [self.user_index_key(user_id)], [args[0], key]),
+                )
+            else:
+                await _CREATE(self.client, [self.session_key(key), self.user_index_key(user_id)], args)
+        except _UNAVAILABLE as exc:
+            raise self._unavailable("create", exc) from exc
+
+    async def update(
+        self,
+        key: str,
+        changes: Mapping[str, Any],
+        *,
+        removed: Collection[str] = (),
+        ttl: float,
+        expected_version: int | None = None,
+    ) -> UpdateResult:
+        args = [
+            _ttl_ms(ttl),
+            "" if expected_version is None else str(expected_version),
+            str(len(removed)),
+            *(_field_name(name) for name in removed),
+            *_encode(changes),
+        ]
+        try:
+            result = int(await _UPDATE(self.client, [self.session_key(key)], args))
+        except _UNAVAILABLE as exc:
+            raise self._unavailable("update", exc) from exc
+        if result == -1:
+            return UpdateResult.MISSING
+        if result == -2:
+            return UpdateResult.CONFLICT
+        return UpdateResult.UPDATED
+
+    async def delete(self, key: str, *, user_id: str | None = None) -> bool:
+        try:
+            if user_id is None:
+                return bool(await self.client.delete(self.session_key(key)))
+            if self.cluster:
+                deleted, _ = await asyncio.gather(
+                    self.client.delete(self.session_key(key)),
+                    self.client.srem(self.user_index_key(user_id), key),
+                )
+                return bool(deleted)
+            return bool(await _DELETE(self.client, [self.session_key(key), self.user_index_key(user_id)], [key]))
+        except _UNAVAILABLE as exc:
+            raise self._unavailable("delete", exc) from exc
+
+    async def replace(
+        self,
+        old_key: str,
+        new_key: str,
+        data: Mapping[str, Any],
+        *,
+        ttl: float,
+        user_id: str | None,
+        old_user_id: str | None,
+    ) -> bool:
+        if self.cluster:
+            # The two keys are in different slots: delete, then create (see SessionStore.replace).
+            return await super().replace(old_key, new_key, data, ttl=ttl, user_id=user_id, old_user_id=old_user_id)
+        keys = [self.session_key(old_key), self.session_key(new_key)]
+        if old_user_id is not None:
+            keys.append(self.user_index_key(old_user_id))
+        if user_id is not None:
+            keys.append(self.user_index_key(user_id))
+        args = [
+            _ttl_ms(ttl),
+            user_id or "",
+            "0" if user_id is None else "1",
+            new_key,
+            "0" if old_user_id is None else "1",
+            old_key,
+            *_encode(data),
+        ]
+        try:
+            return bool(await _REPLACE(self.client, keys, args))
+        except _UNAVAILABLE as exc:
+            raise self._unavailable("replace", exc) from exc
+
+    async def user_keys(self, user_id: str) -> list[str]:
+        try:
+            members = await self.client.smembers(self.user_index_key(user_id))
+        except _UNAVAILABLE as exc:
+            raise self._unavailable("user_keys", exc) from exc
+        return [member.decode() if isinstance(member, bytes) else member for member in members]
+
+
+# Encoding.
+
+
+def _ttl_ms(ttl: float) -> str:
+    return str(max(math.ceil(ttl * 1000), 1))
+
+
+def _field_name(name: str) -> str:
+    # Names beginning with ':' are the store's own (':v', ':u'); a data name that does gets one more.
+    return ":" + name if name.startswith(":") else name
+
+
+def _encode(data: Mapping[str, Any]) -> list[str]:
+    args: list[str] = []
+    for name, value in data.items():
+        args.append(_field_name(name))
+        args.append(_json_encode(value))
+    return args
+
+
+def _decode(raw: Mapping[bytes | str, bytes | str]) -> StoredSession | None:
+    data: dict[str, Any] = {}
+    version: int | None = None
+    user_id: str | None = None
+    for field, value in raw.items():
+        name = field.decode() if isinstance(field, bytes) else field
+        if not name.startswith(":"):
+            data[name] = _json_decode(value)
+        elif name == ":v":
+            version = int(value)
+        elif name == ":u":
+            user_id = value.decode() if isinstance(value, bytes) else value
+        else:
+            data[name[1:]] = _json_decode(value)
+    if version is None:  # no such key (an empty reply), or not a hash this store wrote
+        return None
+    return StoredSession(data, version, user_id)
+
+
+def _describe(client: "Redis | RedisCluster") -> str:
+    if isinstance(client, RedisCluster):
+        nodes = ",".join(node.name for node in client.nodes_manager.startup_nodes.values())
+        return f"Redis Cluster {nodes}"
+    pool = client.connection_pool
+    service = getattr(pool, "service_name", None)
+    if service is not None:
+        return f"Redis Sentinel service {service!r}"
+    kwargs = pool.connection_kwargs
+    if "path" in kwargs:
+        return f"Redis unix:{kwargs['path']}"
+    return f"Redis {kwargs.get('host', 'localhost')}:{kwargs.get('port', 6379)}/{kwargs.get('db', 0)}"
+
+
+# URLs.
+
+_SCHEMES = {
+    "redis": ("", False),
+    "rediss": ("", True),
+    "redis+sentinel": ("sentinel", False),
+    "rediss+sentinel": ("sentinel", True),
+    "redis+cluster": ("cluster", False),
+    "rediss+cluster": ("cluster", True),
+}
+_FLOAT_OPTIONS = ("socket_timeout", "socket_connect_timeout")
+_TEXT_OPTIONS = ("prefix", "sentinel_password", "ssl_ca_certs", "ssl_certfile", "ssl_keyfile")
+_OPTIONS = (*_FLOAT_OPTIONS, *_TEXT_OPTIONS, "max_connections", "db", "ssl_cert_reqs", "ssl_check_hostname")
+_CERT_REQS = ("required", "optional", "none")
+
+
+class _UrlConfig:
+    """A store URL taken apart and checked; builds the client it names."""
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self.safe_url = _redact(url)
+        try:
+            parts = urlsplit(url)
+        except ValueError as exc:
+            raise self.error(str(exc)) from None
+        scheme = parts.scheme.lower()
+        if scheme not in _SCHEMES:
+            raise self.error(f"unknown scheme {scheme!r}; use one of " + ", ".join(f"{name}://" for name in _SCHEMES))
+        self.kind, self.tls = _SCHEMES[scheme]
+        userinfo, _, hosts = parts.netloc.rpartition("@")
+        username, has_password, password = userinfo.partition(":")
+        self.username = unquote(username) or None
+        self.password = unquote(password) if has_password else None
+        default_port = 26379 if self.kind == "sentinel" else 6379
+        self.hosts = [self._host_port(item, default_port) for item in (hosts or "localhost").split(",")]
+        self.hosts_text = ",".join(f"{host}:{port}" for host, port in self.hosts)
+        self.options: dict[str, Any] = self._options(parts.query)
+        path = unquote(parts.path).strip("/")
+        self.service_name = ""
+        query_db = {"db": self.options["db"]} if "db" in self.options else {}
+        self.db = self.options.pop("db", 0)
+        if self.kind == "sentinel":
+            if not path or "/" in path:
+                raise self.error("name the Sentinel service in the path: redis+sentinel://host:26379/mymaster")
+            self.service_name = path
+        elif self.kind == "cluster":
+            if path not in ("", "0") or self.db:
+                raise self.error("Redis Cluster has only database 0; remove the database from the URL")
+        else:
+            if len(self.hosts) > 1:
+                raise self.error("give one host, or use redis+sentinel:// or redis+cluster:// for several")
+            if path and not path.isdigit():
+                raise self.error(f"the path must be a database number, got {path!r}")
+            if path and "db" not in query_db:
+                self.db = int(path)
+
+    def error(self, problem: str) -> SessionConfigError:
+        return SessionConfigError(f"SESSION_STORE_URL {self.safe_url!r}: {problem}")
+
+    def _host_port(self, item: str, default_port: int) -> tuple[str, int]:
+        host, port = item, ""
+        if item.startswith("["):  # [IPv6]:port
+            host, _, rest = item[1:].partition("]")
+            port = rest.removeprefix(":")
+        elif ":" in item:
+            host, _, port = item.rpartition(":")
+        if not host:
+            raise self.error(f"missing host in {item!r}")
+        if not port:
+            return unquote(host), default_port
+        if not port.isdigit() or not 0 < int(port) < 65536:
+            raise self.error(f"bad port {port!r}")
+        return unquote(host), int(port)
+
+    def _options(self, query: str) -> dict[str, Any]:
+        options: dict[str, Any] = {}
+        for name, value in parse_qsl(query, keep_blank_values=True):
+            if name not in _OPTIONS:
+                raise self.error(f"unknown option {name!r}; the options are " + ", ".join(sorted(_OPTIONS)))
+            if name in _TEXT_OPTIONS:
+                options[name] = value
+            elif name in _FLOAT_OPTIONS:
+                options[name] = self._number(name, value, float, minimum=0.0)
+            elif name == "max_connections":
+                options[name] = self._number(name, value, int, minimum=1)
+            elif name == "db":
+                options[name] = self._number(name, value, int, minimum=0)
+            elif name == "ssl_cert_reqs":
+                if value not in _CERT_REQS:
+                    raise self.error(f"ssl_cert_reqs must be one of {', '.join(_CERT_REQS)}, got {value!r}")
+                options[name] = value
+            else:  # ssl_check_hostname
+                if value.lower() not in ("true", "false", "1", "0", "yes", "no"):
+                    raise self.error(f"ssl_check_hostname must be true or false, got {value!r}")
+                options[name] = value.lower() in ("true", "1", "yes")
+        return options
+
+    def _number(self, name: str, value: str, kind: type[int] | type[float], *, minimum: float) -> Any:
+        try:
+            number = kind(value)
+        except ValueError:
+            raise self.error(f"{name} must be a number, got {value!r}") from None
+        if not math.isfinite(number) or number < minimum or (kind is float and number == 0):
+            raise self.error(f"{name} must be positive, got {value!r}")
+        return number
+
+    def _connection_kwargs(self) -> dict[str, Any]:
+        options = self.options
+        kwargs: dict[str, Any] = {
+            "username": self.username,
+            "password": self.password,
+            "socket_timeout": options.get("socket_timeout", 5.0),
+            "socket_connect_timeout": options.get("socket_connect_timeout", 2.0),
+            # One quick retry on a broken connection (a restarted server leaves dead ones in the
+            # pool). Timeouts are not retried: the request's own deadline is already running.
+            "retry": Retry(ExponentialWithJitterBackoff(cap=0.1, base=0.01), 2, (RedisConnectionError,)),
+        }
+        if self.tls:
+            for name in ("ssl_cert_reqs", "ssl_ca_certs", "ssl_certfile", "ssl_keyfile", "ssl_check_hostname"):
+                if name in options:
+                    kwargs[name] = options[name]
+        return kwargs
+
+    def redis_client(self) -> Redis:
+        (host, port) = self.hosts[0]
+        kwargs = self._connection_kwargs()
+        # Requests beyond max_connections wait for a free connection instead of failing.
+        pool = BlockingConnectionPool(
+            connection_class=SSLConnection if self.tls else Connection,
+            max_connections=self.options.get("max_connections", 100),
+            timeout=kwargs["socket_timeout"],
+            host=host,
+            port=port,
+            db=self.db,
+            **kwargs,
+        )
+        return Redis.from_pool(pool)
+
+    def sentinel_client(self) -> tuple[Sentinel, Redis]:
+        kwargs = self._connection_kwargs()
+        sentinel_kwargs = {
+            "socket_timeout": kwargs["socket_timeout"],
+            "socket_connect_timeout": kwargs["socket_connect_timeout"],
+            "retry": kwargs["retry"],
+            "password": self.options.get("sentinel_password"),
+        }
+        if self.tls:
+            kwargs["ssl"] = True
+        if "max_connections" in self.options:
+            kwargs["max_connections"] = self.options["max_connections"]
+        sentinel = Sentinel(self.hosts, sentinel_kwargs=sentinel_kwargs, **kwargs)  # type: ignore[no-untyped-call]
+        return sentinel, sentinel.master_for(self.service_name, redis_class=Redis, db=self.db)
+
+    def cluster_client(self) -> RedisCluster:
+        kwargs = self._connection_kwargs()
+        kwargs["retry"] = Retry(ExponentialWithJitterBackoff(cap=0.1, base=0.01), 2)
+        return RedisCluster(
+            startup_nodes=[ClusterNode(host, port) for host, port in self.hosts],
+            ssl=self.tls,
+            max_connections=self.options.get("max_connections", 100),
+            **kwargs,
+        )
+
+
+def _redact(url: str) -> str:
+    """The URL with its password masked, for messages."""
+    scheme, sep, rest = url.partition("://")
+    end = min((index for index in map(rest.find, "/?#") if index >= 0), default=len(rest))
+    userinfo, at, hosts = rest[:end].rpartition("@")
+    if not at or ":" not in userinfo:
+        return url
+    return f"{scheme}{sep}{userinfo.partition(':')[0]}:***@{hosts}{rest[end:]}"

@@ -1,0 +1,66 @@
+"""The Redis store on a single server, behind Sentinel, and on a Cluster, for the contract and HTTP suites.
+
+``redis`` uses the shared server at 127.0.0.1:6379 with a key prefix of the test's own, deleted
+afterwards. ``redis-sentinel`` and ``redis-cluster`` start their own servers once per session.
+"""
+
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from urllib.parse import quote
+
+import pytest
+import redis
+
+from fastapi_sessions.stores.redis import RedisStore
+from tests.redis_servers import HOST, SENTINEL_SERVICE, RedisServer, redis_cluster, redis_sentinel
+from tests.support import Backend, port_open, unavailable
+
+BACKENDS = ["redis", "redis-sentinel", "redis-cluster"]
+
+SHARED_PORT = 6379
+
+
+def unique_prefix() -> str:
+    return f"fastapi_sessions_test:{uuid.uuid4().hex}:"
+
+
+def backend(name: str, url: str, prefix: str) -> Backend:
+    full_url = f"{url}?prefix={quote(prefix, safe='')}"
+    return Backend(name, lambda: RedisStore.from_url(full_url), url=full_url, extra={"prefix": prefix})
+
+
+@pytest.fixture
+def backend_redis() -> Iterator[Backend]:
+    if not port_open(HOST, SHARED_PORT):
+        unavailable(f"no Redis server at {HOST}:{SHARED_PORT}")
+    prefix = unique_prefix()
+    yield backend("redis", f"redis://{HOST}:{SHARED_PORT}/0", prefix)
+    with redis.Redis(host=HOST, port=SHARED_PORT, db=0) as client:
+        keys = list(client.scan_iter(match=f"{prefix}*", count=1000))
+        if keys:
+            client.delete(*keys)
+
+
+@pytest.fixture(scope="session")
+def redis_sentinel_setup(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[RedisServer, int]]:
+    with redis_sentinel(Path(tmp_path_factory.mktemp("redis-sentinel"))) as setup:
+        yield setup
+
+
+@pytest.fixture
+def backend_redis_sentinel(redis_sentinel_setup: tuple[RedisServer, int]) -> Backend:
+    _, sentinel_port = redis_sentinel_setup
+    return backend("redis-sentinel", f"redis+sentinel://{HOST}:{sentinel_port}/{SENTINEL_SERVICE}", unique_prefix())
+
+
+@pytest.fixture(scope="session")
+def redis_cluster_nodes(tmp_path_factory: pytest.TempPathFactory) -> Iterator[list[RedisServer]]:
+    with redis_cluster(Path(tmp_path_factory.mktemp("redis-cluster"))) as nodes:
+        yield nodes
+
+
+@pytest.fixture
+def backend_redis_cluster(redis_cluster_nodes: list[RedisServer]) -> Backend:
+    hosts = ",".join(f"{HOST}:{node.port}" for node in redis_cluster_nodes[:2])
+    return backend("redis-cluster", f"redis+cluster://{hosts}", unique_prefix())

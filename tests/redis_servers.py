@@ -1,0 +1,213 @@
+"""Redis servers the tests start themselves: a single server, a Sentinel setup, a Cluster.
+
+Each runs from the ``redis-server`` binary on free loopback ports in a temporary directory, and is
+stopped by its process ID.
+"""
+
+import shutil
+import subprocess
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import redis
+
+from tests.support import free_port, unavailable
+
+HOST = "127.0.0.1"
+SENTINEL_SERVICE = "mymaster"
+CLUSTER_SLOTS = 16384
+
+
+def redis_server_binary() -> str:
+    """The path of ``redis-server``; skips the test (fails it in CI) when it is not installed."""
+    binary = shutil.which("redis-server")
+    if binary is None:
+        unavailable("redis-server is not installed: the Redis Sentinel, Cluster and fault tests need it")
+    return binary
+
+
+def wait_until(check: Any, what: str, timeout: float = 15.0) -> None:
+    """Call ``check()`` until it returns true; raise after ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            if check():
+                return
+        except (redis.RedisError, OSError):
+            pass
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"timed out waiting for {what}")
+        time.sleep(0.05)
+
+
+class RedisServer:
+    """One ``redis-server`` process of the tests' own.
+
+    Args:
+        directory: Its working directory (logs, and the append-only file when ``persistent``).
+        port: The port to listen on; a free one when omitted. Kept across `stop` and `start`.
+        persistent: Keep the data in an append-only file, so a restart finds the sessions again.
+        cluster_bus_port: Run as a Cluster node, with its cluster bus on this port.
+    """
+
+    def __init__(
+        self,
+        directory: Path,
+        *,
+        port: int | None = None,
+        persistent: bool = False,
+        cluster_bus_port: int | None = None,
+    ) -> None:
+        self.directory = directory
+        self.port = port or free_port()
+        self.persistent = persistent
+        self.cluster_bus_port = cluster_bus_port
+        self.process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"redis://{HOST}:{self.port}"
+
+    @property
+    def pid(self) -> int | None:
+        return None if self.process is None else self.process.pid
+
+    def command_line(self) -> list[str]:
+        persistence = ["--appendonly", "yes", "--appendfsync", "always"] if self.persistent else ["--appendonly", "no"]
+        cluster = []
+        if self.cluster_bus_port is not None:
+            cluster = [
+                *("--cluster-enabled", "yes", "--cluster-port", str(self.cluster_bus_port)),
+                *("--cluster-config-file", "nodes.conf", "--cluster-node-timeout", "5000"),
+            ]
+        return [
+            redis_server_binary(),
+            *("--port", str(self.port), "--bind", HOST, "--dir", str(self.directory)),
+            *("--save", "", "--daemonize", "no", "--logfile", f"redis-{self.port}.log"),
+            *persistence,
+            *cluster,
+        ]
+
+    def start(self) -> "RedisServer":
+        """Start the server and wait until it answers ``PING``."""
+        self.directory.mkdir(parents=True, exist_ok=True)
+        self.process = subprocess.Popen(
+            self.command_line(), cwd=self.directory, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+        )
+        wait_until(self.ping, f"redis-server on port {self.port}")
+        return self
+
+    def ping(self) -> bool:
+        if self.process is None or self.process.poll() is not None:
+            raise RuntimeError(f"redis-server on port {self.port} exited; see {self.directory}/redis-{self.port}.log")
+        with self.client() as client:
+            return bool(client.ping())
+
+    def client(self, **kwargs: Any) -> "redis.Redis":
+        """A synchronous client of this server, for setting up and checking; close it after use."""
+        return redis.Redis(host=HOST, port=self.port, socket_timeout=2, **kwargs)
+
+    def kill(self) -> None:
+        """End the process at once (SIGKILL), as a crash would."""
+        if self.process is not None:
+            self.process.kill()
+            self.process.wait(timeout=10)
+            self.process = None
+
+    def stop(self) -> None:
+        """Shut the server down (SIGTERM), waiting for it to exit."""
+        if self.process is None:
+            return
+        self.process.terminate()
+        try:
+            self.process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait(timeout=10)
+        self.process = None
+
+
+@contextmanager
+def redis_server(directory: Path, *, persistent: bool = False) -> Iterator[RedisServer]:
+    server = RedisServer(directory, persistent=persistent).start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@contextmanager
+def redis_sentinel(directory: Path) -> Iterator[tuple[RedisServer, int]]:
+    """A master and one Sentinel monitoring it as ``mymaster``. Yields the master and the Sentinel's port."""
+    master = RedisServer(directory / "master").start()
+    sentinel_port = free_port()
+    config = directory / "sentinel" / "sentinel.conf"
+    config.parent.mkdir(parents=True)
+    config.write_text(
+        f"port {sentinel_port}\n"
+        f"bind {HOST}\n"
+        f"dir {config.parent}\n"
+        "logfile sentinel.log\n"
+        f"sentinel monitor {SENTINEL_SERVICE} {HOST} {master.port} 1\n"
+        f"sentinel down-after-milliseconds {SENTINEL_SERVICE} 10000\n"
+    )
+    process = subprocess.Popen(
+        [redis_server_binary(), str(config), "--sentinel"],
+        cwd=config.parent,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+
+        def master_known() -> bool:
+            if process.poll() is not None:
+                raise RuntimeError(f"redis-sentinel exited; see {config.parent}/sentinel.log")
+            with redis.Redis(host=HOST, port=sentinel_port, socket_timeout=2) as client:
+                return client.sentinel_get_master_addr_by_name(SENTINEL_SERVICE) is not None
+
+        wait_until(master_known, f"the Sentinel on port {sentinel_port}")
+        yield master, sentinel_port
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(timeout=10)
+        master.stop()
+
+
+@contextmanager
+def redis_cluster(directory: Path, masters: int = 3) -> Iterator[list[RedisServer]]:
+    """A Cluster of ``masters`` masters and no replicas, the slots split evenly, every slot covered."""
+    nodes: list[RedisServer] = []
+    try:
+        for index in range(masters):
+            nodes.append(RedisServer(directory / f"node{index}", cluster_bus_port=free_port()).start())
+        share = CLUSTER_SLOTS // masters
+        for index, node in enumerate(nodes):
+            first = index * share
+            last = CLUSTER_SLOTS - 1 if index == masters - 1 else first + share - 1
+            with node.client() as client:
+                client.execute_command("CLUSTER", "SET-CONFIG-EPOCH", index + 1)
+                client.execute_command("CLUSTER", "ADDSLOTSRANGE", first, last)
+        with nodes[0].client() as client:
+            for node in nodes[1:]:
+                client.execute_command("CLUSTER", "MEET", HOST, node.port, node.cluster_bus_port)
+
+        def cluster_ok() -> bool:
+            for node in nodes:
+                with node.client() as client:
+                    info = client.cluster("INFO")
+                if info.get("cluster_state") != "ok" or int(info.get("cluster_known_nodes", 0)) != masters:
+                    return False
+            return True
+
+        wait_until(cluster_ok, "the Redis Cluster to form")
+        yield nodes
+    finally:
+        for node in nodes:
+            node.stop()
