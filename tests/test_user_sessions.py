@@ -1,0 +1,234 @@
+"""Per-user session control over HTTP on every store: a "your devices" page, revoking, and limits."""
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Annotated, Any
+
+import pytest
+from fastapi import Depends, FastAPI
+from fastapi.testclient import TestClient
+
+from fastapi_sessions import AuthSession, SessionInfo, SessionManager
+from tests.support import Backend, FakeClock, client, make_manager
+from tests.test_security import Browser, CountingStore, parsed_cookies, run
+
+
+class UserSession(AuthSession):
+    note: str = ""
+
+
+def build_app(sessions: SessionManager[UserSession]) -> FastAPI:
+    app = FastAPI()
+    sessions.install(app)
+    Session = Annotated[UserSession, Depends(sessions)]
+    LoggedIn = Annotated[UserSession, Depends(sessions.require_auth)]
+
+    @app.post("/login")
+    async def login(session: Session, uid: str) -> dict[str, Any]:
+        session.login(uid)
+        return {"user_id": uid}
+
+    @app.get("/me")
+    async def me(session: LoggedIn) -> dict[str, Any]:
+        return {"user_id": session.user_id, "handle": session.handle}
+
+    @app.post("/note")
+    async def note(session: LoggedIn, text: str) -> dict[str, str]:
+        session.note = text
+        return {"note": text}
+
+    @app.get("/devices")
+    async def devices(session: LoggedIn) -> list[dict[str, Any]]:
+        assert session.user_id is not None
+        return [
+            {
+                "handle": info.handle,
+                "created_at": info.created_at.timestamp(),
+                "last_seen": info.last_seen.timestamp(),
+                "user_agent": info.user_agent,
+                "ip": info.ip,
+                "current": info.handle == session.handle,
+            }
+            for info in await sessions.list_sessions(session.user_id)
+        ]
+
+    @app.post("/devices/revoke")
+    async def revoke(session: LoggedIn, handle: str) -> dict[str, bool]:
+        assert session.user_id is not None
+        return {"revoked": await sessions.revoke_session(session.user_id, handle)}
+
+    @app.post("/devices/revoke-others")
+    async def revoke_others(session: LoggedIn) -> dict[str, int]:
+        assert session.user_id is not None
+        return {"revoked": await sessions.revoke_all_sessions(session.user_id, keep=session.handle)}
+
+    return app
+
+
+@dataclass
+class Harness:
+    sessions: SessionManager[UserSession]
+    store: CountingStore
+    clock: FakeClock
+    client: TestClient
+
+    def browser(self, user_agent: str = "test-browser/1.0") -> Browser:
+        return Browser(self.client, self.sessions.cookie_name, user_agent)
+
+    def login(self, uid: str, user_agent: str = "test-browser/1.0") -> Browser:
+        browser = self.browser(user_agent)
+        assert browser.post("/login", params={"uid": uid}).status_code == 200
+        return browser
+
+    def list_sessions(self, uid: str) -> list[SessionInfo]:
+        return run(self.client, lambda: self.sessions.list_sessions(uid))
+
+    def revoke_all(self, uid: str) -> int:
+        return run(self.client, lambda: self.sessions.revoke_all_sessions(uid))
+
+
+@contextmanager
+def harness(backend: Backend, **overrides: Any) -> Iterator[Harness]:
+    clock = FakeClock()
+    store = CountingStore(backend.make_store())
+    sessions = make_manager(UserSession, store, clock=clock, **overrides)
+    with client(build_app(sessions)) as test_client:
+        yield Harness(sessions, store, clock, test_client)
+
+
+@pytest.fixture
+def h(backend: Backend) -> Iterator[Harness]:
+    with harness(backend) as value:
+        yield value
+
+
+AGENTS = ("Mozilla/5.0 (X11; Linux x86_64) Firefox/130.0", "Mozilla/5.0 (iPhone) Safari/605.1", "curl/8.5.0")
+
+
+def three_devices(h: Harness, uid: str = "alice") -> list[Browser]:
+    browsers = []
+    for agent in AGENTS:
+        browsers.append(h.login(uid, agent))
+        h.clock.advance(10)
+    return browsers
+
+
+def test_list_sessions_shows_each_device(h: Harness) -> None:
+    start = h.clock.now
+    browsers = three_devices(h)
+    h.login("bob")
+
+    infos = h.list_sessions("alice")
+    assert [info.user_agent for info in infos] == list(AGENTS)
+    assert [info.created_at for info in infos] == [datetime.fromtimestamp(start + 10 * i, UTC) for i in range(3)]
+    assert all(info.last_seen == info.created_at for info in infos)
+    assert {info.ip for info in infos} == {"testclient"}
+    handles = [info.handle for info in infos]
+    assert len(set(handles)) == 3
+
+    # Handles name sessions; they are not tokens.
+    cookies = [browser.cookie for browser in browsers]
+    assert all(cookie is not None for cookie in cookies)
+    assert not any(handle in str(cookie) for handle in handles for cookie in cookies)
+    for handle in handles:
+        for forged in (handle, h.sessions.signer.sign(handle)):
+            response = h.browser().replay("GET", "/me", forged)
+            assert response.status_code == 401
+            assert [cookie.max_age for cookie in parsed_cookies(response)] == [0]
+
+    # Over HTTP: each device sees the list, with itself marked.
+    h.clock.advance(120)
+    listing = browsers[1].get("/devices").json()
+    assert [entry["handle"] for entry in listing] == handles
+    assert [entry["current"] for entry in listing] == [False, True, False]
+    assert [entry["last_seen"] for entry in listing] == [start, start + 10, start + 20]
+    # The listing request itself counted as activity (rolling, past touch_after).
+    seen = [info.last_seen.timestamp() for info in h.list_sessions("alice")]
+    assert seen == [start, h.clock.now, start + 20]
+    assert browsers[1].get("/me").json()["handle"] == handles[1]
+
+
+def test_revoke_one_session(h: Harness) -> None:
+    browsers = three_devices(h)
+    handles = [info.handle for info in h.list_sessions("alice")]
+    response = browsers[0].post("/devices/revoke", params={"handle": handles[2]})
+    assert response.json() == {"revoked": True}
+    assert browsers[2].get("/me").status_code == 401
+    assert browsers[0].get("/me").status_code == 200
+    assert browsers[1].get("/me").status_code == 200
+    assert [info.handle for info in h.list_sessions("alice")] == handles[:2]
+    # Revoking again, or revoking another user's session by its handle, does nothing.
+    assert browsers[0].post("/devices/revoke", params={"handle": handles[2]}).json() == {"revoked": False}
+    bob = h.login("bob")
+    assert bob.post("/devices/revoke", params={"handle": handles[0]}).json() == {"revoked": False}
+    assert browsers[0].get("/me").status_code == 200
+
+
+def test_log_out_other_devices(h: Harness) -> None:
+    browsers = three_devices(h)
+    bob = h.login("bob")
+    assert browsers[1].post("/devices/revoke-others").json() == {"revoked": 2}
+    assert [browser.get("/me").status_code for browser in browsers] == [401, 200, 401]
+    assert bob.get("/me").status_code == 200
+    (only,) = h.list_sessions("alice")
+    assert only.handle == browsers[1].get("/me").json()["handle"]
+
+
+def test_revoke_all_sessions(h: Harness) -> None:
+    browsers = three_devices(h)
+    assert h.revoke_all("alice") == 3
+    assert [browser.get("/me").status_code for browser in browsers] == [401, 401, 401]
+    assert h.list_sessions("alice") == []
+
+
+def test_limit_evicts_the_oldest(backend: Backend) -> None:
+    with harness(backend, max_sessions_per_user=2, limit_policy="evict_oldest") as h:
+        browsers = three_devices(h)
+        assert [browser.get("/me").status_code for browser in browsers] == [401, 200, 200]
+        assert [info.user_agent for info in h.list_sessions("alice")] == list(AGENTS[1:])
+        fourth = h.login("alice", "fourth")
+        assert [browser.get("/me").status_code for browser in [*browsers, fourth]] == [401, 401, 200, 200]
+        assert h.login("bob").get("/me").status_code == 200  # other users are not counted
+
+
+def test_limit_refuses_a_third_login(backend: Backend) -> None:
+    with harness(backend, max_sessions_per_user=2, limit_policy="refuse") as h:
+        first, second = h.login("alice", AGENTS[0]), h.login("alice", AGENTS[1])
+        third = h.browser(AGENTS[2])
+        response = third.post("/login", params={"uid": "alice"})
+        assert response.status_code == 409
+        assert "SESSION_MAX_SESSIONS_PER_USER=2" in response.json()["detail"]
+        assert parsed_cookies(response) == []
+        assert third.cookie is None
+        assert third.get("/me").status_code == 401
+        assert [first.get("/me").status_code, second.get("/me").status_code] == [200, 200]
+        # Logging in again on a device that holds one of the two sessions is not a new session.
+        assert first.post("/login", params={"uid": "alice"}).status_code == 200
+        assert len(h.list_sessions("alice")) == 2
+        # After a logout elsewhere, there is room again.
+        oldest = h.list_sessions("alice")[0].handle
+        assert run(h.client, lambda: h.sessions.revoke_session("alice", oldest))
+        assert third.post("/login", params={"uid": "alice"}).status_code == 200
+
+
+HOSTILE_IDS = ["alice", "ALICE", "a*", "*", "?", "a?ice", "%", "a%", "_", "al_ce", ".*", "[a-z]*", '{"$ne": null}']
+
+
+def test_user_ids_are_matched_exactly(h: Harness) -> None:
+    browsers = {uid: h.login(uid) for uid in HOSTILE_IDS}
+    for uid in HOSTILE_IDS:
+        infos = h.list_sessions(uid)
+        assert len(infos) == 1, uid
+        assert infos[0].handle == browsers[uid].get("/me").json()["handle"]
+    for uid in ("al", "alic", "", "alice*", '{"$regex": ".*"}', '{"$gt": ""}'):
+        assert h.list_sessions(uid) == [], uid
+        assert run(h.client, lambda uid=uid: h.sessions.revoke_all_sessions(uid)) == 0  # type: ignore[misc]
+
+    for uid in ("*", "%", '{"$ne": null}', ".*"):
+        assert run(h.client, lambda uid=uid: h.sessions.revoke_all_sessions(uid)) == 1  # type: ignore[misc]
+        assert browsers[uid].get("/me").status_code == 401
+    survivors = [uid for uid in HOSTILE_IDS if uid not in ("*", "%", '{"$ne": null}', ".*")]
+    for uid in survivors:
+        assert browsers[uid].get("/me").json()["user_id"] == uid
