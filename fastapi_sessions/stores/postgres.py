@@ -100,7 +100,7 @@ def _index_name(table: str, suffix: str) -> str:
     if len(name) + len(suffix) + 1 <= _MAX_IDENTIFIER:
         return f"{name}_{suffix}"
     digest = hashlib.blake2b(table.encode(), digest_size=4).hexdigest()
-    return f"{name[:40]}_{digest}_{suffix}"
+    return f"{name[:32]}_{digest}_{suffix}"
 
 
 def _describe(exc: BaseException) -> str:

@@ -1,0 +1,416 @@
+"""What only the PostgreSQL store does: its table, database-clock expiry, cleanup, and outages over HTTP."""
+
+import asyncio
+import importlib
+import logging
+import socket
+import sys
+import time
+from collections.abc import AsyncIterator, Iterator
+from typing import Annotated
+
+import asyncpg
+import pytest
+from fastapi import Depends, FastAPI
+
+from fastapi_sessions import AuthSession, SessionConfigError, SessionManager, StoreError, UpdateResult, store_from_url
+from fastapi_sessions.signing import store_key
+from fastapi_sessions.stores.postgres import PostgresStore
+from tests.backends.postgres import DSN, new_table, run_sql
+from tests.pg_server import PgServer
+from tests.support import Backend, client, free_port, make_manager, set_cookies
+
+TTL = 60.0
+COOKIE = "__Host-session"
+
+
+@pytest.fixture
+def table(backend_postgres: Backend) -> str:
+    """A table name no other test uses, dropped after the test."""
+    name: str = backend_postgres.extra["table"]
+    return name
+
+
+@pytest.fixture
+async def store(backend_postgres: Backend) -> AsyncIterator[PostgresStore]:
+    made = backend_postgres.make_store()
+    assert isinstance(made, PostgresStore)
+    async with made:
+        yield made
+
+
+def insert_expired(table: str, count: int, *, user_id: str | None = None) -> None:
+    run_sql(
+        f'INSERT INTO "{table}" (key, data, user_id, version, expires_at) '
+        "SELECT 'expired-' || i, '{\"a\": 1}'::jsonb, $2, 1, now() - interval '1 minute' "
+        "FROM generate_series(1, $1) AS i",
+        count,
+        user_id,
+    )
+
+
+def row_count(table: str) -> int:
+    count: int = run_sql(f'SELECT count(*) FROM "{table}"')[0][0]
+    return count
+
+
+# The table.
+
+
+@pytest.mark.anyio
+async def test_open_creates_the_table_and_indexes_even_when_workers_start_at_once(table: str) -> None:
+    stores = [PostgresStore(dsn=DSN, table=table, cleanup_interval=0) for _ in range(4)]
+    await asyncio.gather(*(store.open() for store in stores))
+    try:
+        columns = run_sql(
+            "SELECT column_name, data_type, is_nullable FROM information_schema.columns "
+            "WHERE table_name = $1 ORDER BY ordinal_position",
+            table,
+        )
+        assert [tuple(row) for row in columns] == [
+            ("key", "text", "NO"),
+            ("data", "jsonb", "NO"),
+            ("user_id", "text", "YES"),
+            ("version", "bigint", "NO"),
+            ("expires_at", "timestamp with time zone", "NO"),
+        ]
+        indexes = {
+            row[0]: row[1] for row in run_sql("SELECT indexname, indexdef FROM pg_indexes WHERE tablename = $1", table)
+        }
+        assert "(expires_at)" in indexes[f"{table}_expires_at_idx"]
+        assert indexes[f"{table}_user_id_idx"].endswith("(user_id) WHERE (user_id IS NOT NULL)")
+        assert len(indexes) == 3  # and the primary key
+    finally:
+        await asyncio.gather(*(store.close() for store in stores))
+    async with PostgresStore(dsn=DSN, table=table, cleanup_interval=0) as again:  # idempotent
+        await again.create("k", {"a": 1}, ttl=TTL, user_id=None)
+        assert await again.load("k") is not None
+
+
+@pytest.mark.anyio
+async def test_a_schema_qualified_table() -> None:
+    schema = new_table()
+    run_sql(f'CREATE SCHEMA "{schema}"')
+    try:
+        async with PostgresStore(dsn=DSN, table=f"{schema}.web", cleanup_interval=0) as store:
+            await store.create("k", {"a": 1}, ttl=TTL, user_id="u")
+            assert await store.user_keys("u") == ["k"]
+        assert row_count(f'{schema}"."web') == 1
+    finally:
+        run_sql(f'DROP SCHEMA "{schema}" CASCADE')
+
+
+@pytest.mark.anyio
+async def test_create_table_off_leaves_the_schema_to_migrations(table: str) -> None:
+    async with PostgresStore(dsn=DSN, table=table, create_table=False, cleanup_interval=0) as store:
+        with pytest.raises(StoreError) as raised:
+            await store.load("k")
+    assert str(raised.value) == (
+        f"PostgresStore could not load a session in table {table} at 127.0.0.1:5432/test: "
+        f'UndefinedTableError: relation "{table}" does not exist'
+    )
+    assert row_count_of_tables(table) == 0
+
+
+def row_count_of_tables(name: str) -> int:
+    count: int = run_sql("SELECT count(*) FROM pg_tables WHERE tablename = $1", name)[0][0]
+    return count
+
+
+@pytest.mark.parametrize(
+    "name", ["", "1abc", "a;b", 'a"b', "a b", "a-b", "a.b.c", ".a", "a.", "x" * 64, "ta\u0308ble", "t; DROP TABLE x"]
+)
+def test_bad_table_names_are_refused(name: str) -> None:
+    with pytest.raises(SessionConfigError, match="is not a valid name"):
+        PostgresStore(dsn=DSN, table=name)
+
+
+@pytest.mark.anyio
+async def test_a_long_table_name_gets_both_indexes() -> None:
+    table = new_table().ljust(63, "x")
+    try:
+        async with PostgresStore(dsn=DSN, table=table, cleanup_interval=0) as store:
+            await store.create("k", {"a": 1}, ttl=TTL, user_id="u")
+        indexes = [row[0] for row in run_sql("SELECT indexdef FROM pg_indexes WHERE tablename = $1", table)]
+        assert len(indexes) == 3
+    finally:
+        run_sql(f'DROP TABLE IF EXISTS "{table}"')
+
+
+# Expiry by the database's clock.
+
+
+@pytest.mark.anyio
+async def test_expiry_is_set_by_the_database_clock(store: PostgresStore) -> None:
+    await store.create("k", {"a": 1}, ttl=100, user_id=None)
+    [[remaining]] = run_sql(f'SELECT extract(epoch FROM expires_at - now()) FROM "{store.table}"')
+    assert 95 < remaining <= 100
+    assert await store.update("k", {"a": 2}, ttl=5000) is UpdateResult.UPDATED
+    [[remaining]] = run_sql(f'SELECT extract(epoch FROM expires_at - now()) FROM "{store.table}"')
+    assert 4995 < remaining <= 5000
+
+
+@pytest.mark.anyio
+async def test_expired_rows_are_never_returned_though_still_present(store: PostgresStore) -> None:
+    insert_expired(store.table, 1, user_id="u1")
+    assert row_count(store.table) == 1
+    assert await store.load("expired-1") is None
+    assert await store.load_many(["expired-1"]) == [None]
+    assert await store.user_keys("u1") == []
+    assert await store.update("expired-1", {"a": 2}, ttl=TTL) is UpdateResult.MISSING
+    assert await store.update("expired-1", {"a": 2}, ttl=TTL, expected_version=1) is UpdateResult.MISSING
+    assert not await store.replace("expired-1", "new", {"a": 1}, ttl=TTL, user_id="u1", old_user_id="u1")
+    assert await store.load("new") is None
+    assert await store.delete("expired-1") is False  # deleted, though it did not count as live
+    assert row_count(store.table) == 0
+
+
+@pytest.mark.anyio
+async def test_cleanup_deletes_expired_rows_in_batches(backend_postgres: Backend, table: str) -> None:
+    async with PostgresStore(dsn=DSN, table=table, cleanup_interval=0, cleanup_batch=3) as store:
+        await store.create("live1", {"a": 1}, ttl=TTL, user_id=None)
+        await store.create("live2", {"a": 1}, ttl=TTL, user_id="u")
+        insert_expired(table, 10)
+        assert await store.cleanup() == 10  # four statements: 3 + 3 + 3 + 1
+        assert row_count(table) == 2
+        assert await store.cleanup() == 0
+
+
+@pytest.mark.anyio
+async def test_the_background_task_deletes_expired_rows(table: str) -> None:
+    async with PostgresStore(dsn=DSN, table=table, cleanup_interval=0.05) as store:
+        await store.create("live", {"a": 1}, ttl=TTL, user_id=None)
+        insert_expired(table, 5)
+        deadline = time.monotonic() + 5
+        while row_count(table) > 1:
+            assert time.monotonic() < deadline, "the cleanup task did not run"
+            await asyncio.sleep(0.05)
+        assert await store.load("live") is not None
+    assert store._cleanup_task is None
+
+
+# Data the database could not hold as it is.
+
+
+@pytest.mark.anyio
+async def test_nul_characters_round_trip(store: PostgresStore) -> None:
+    data = {"a\x00b": "x\x00y", "esc": "\ue000 \ue0000 \ue0001", "nested": {"k\x00": ["\x00", "\ue000"]}, "n": 1}
+    await store.create("k", data, ttl=TTL, user_id="user\x00one")
+    loaded = await store.load("k")
+    assert loaded is not None and loaded.data == data and loaded.user_id == "user\x00one"
+    assert await store.user_keys("user\x00one") == ["k"]
+    assert await store.user_keys("user") == []
+    assert await store.update("k", {"new\x00": "\x00", "n": 2}, removed=["a\x00b"], ttl=TTL) is UpdateResult.UPDATED
+    loaded = await store.load("k")
+    assert loaded is not None
+    assert loaded.data == {"esc": data["esc"], "nested": data["nested"], "n": 2, "new\x00": "\x00"}
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize(
+    "user_id", ["'; DROP TABLE fastapi_sessions; --", "u1' OR '1'='1", "%", "_", "u\\1", "$1", "u1\n", " u1"]
+)
+async def test_user_ids_are_parameters_never_sql(store: PostgresStore, user_id: str) -> None:
+    await store.create("mine", {"n": 1}, ttl=TTL, user_id="u1")
+    await store.create("hostile", {"n": 2}, ttl=TTL, user_id=user_id)
+    assert await store.user_keys(user_id) == ["hostile"]
+    assert await store.user_keys("u1") == ["mine"]
+    loaded = await store.load("hostile")
+    assert loaded is not None and loaded.user_id == user_id
+    assert row_count(store.table) == 2
+
+
+# The store key.
+
+
+class UserSession(AuthSession):
+    note: str = ""
+
+
+def build_app(sessions: SessionManager[UserSession]) -> FastAPI:
+    app = FastAPI()
+    sessions.install(app)
+
+    @app.post("/login/{user_id}")
+    async def login(user_id: str, session: Annotated[UserSession, Depends(sessions)]) -> dict[str, str]:
+        session.login(user_id)
+        return {"user": user_id}
+
+    @app.get("/me")
+    async def me(session: Annotated[UserSession, Depends(sessions.require_auth)]) -> dict[str, str | None]:
+        return {"user": session.user_id}
+
+    @app.get("/health")
+    async def health() -> dict[str, bool]:
+        return {"ok": True}
+
+    return app
+
+
+def test_the_store_key_is_a_hash_and_the_session_id_is_stored_nowhere(backend_postgres: Backend, table: str) -> None:
+    sessions = make_manager(UserSession, backend_postgres.make_store())
+    with client(build_app(sessions)) as browser:
+        assert browser.post("/login/alice").status_code == 200
+        unsigned = sessions.signer.unsign(browser.cookies[COOKIE])
+        assert unsigned is not None
+    rows = run_sql(f'SELECT key, data::text, user_id FROM "{table}"')
+    assert [row["key"] for row in rows] == [store_key(unsigned.session_id)]
+    assert rows[0]["user_id"] == "alice"
+    for row in rows:
+        assert all(unsigned.session_id not in str(value) for value in row.values())
+
+
+# Configuration.
+
+
+def test_from_url_keeps_store_options_out_of_the_dsn() -> None:
+    store = PostgresStore.from_url(
+        "postgres://app:pw@db.internal:6432/app?table=web.sessions&sslmode=require&cleanup_interval=60"
+        "&cleanup_batch=50&command_timeout=3&connect_timeout=2&min_size=2&max_size=4&statement_cache_size=0"
+        "&create_table=false&application_name=shop"
+    )
+    assert store._dsn == "postgres://app:pw@db.internal:6432/app?sslmode=require&application_name=shop"
+    assert store.table == "web.sessions"
+    assert (store.cleanup_interval, store.cleanup_batch, store.create_table) == (60.0, 50, False)
+    assert store._pool_options == {
+        "min_size": 2,
+        "max_size": 4,
+        "command_timeout": 3.0,
+        "timeout": 2.0,
+        "statement_cache_size": 0,
+    }
+    assert store._where == "db.internal:6432/app"  # no password in messages
+
+
+def test_store_from_url_picks_the_postgres_store() -> None:
+    assert isinstance(store_from_url("postgresql://postgres@127.0.0.1/test"), PostgresStore)
+    assert isinstance(store_from_url("postgres://postgres@127.0.0.1/test"), PostgresStore)
+
+
+@pytest.mark.parametrize(
+    ("url", "message"),
+    [
+        ("postgresql://h/db?min_size=many", "invalid value 'many' for min_size"),
+        ("postgresql://h/db?create_table=maybe", "invalid value 'maybe' for create_table"),
+        ("postgresql://h/db?min_size=5&max_size=2", "min_size <= max_size"),
+        ("postgresql://h/db?cleanup_interval=-1", "cleanup_interval must be >= 0"),
+        ("postgresql://h/db?table=a;b", "is not a valid name"),
+        ("mysql://h/db", "must start with postgresql://"),
+    ],
+)
+def test_bad_urls_are_config_errors(url: str, message: str) -> None:
+    with pytest.raises(SessionConfigError, match=message):
+        PostgresStore.from_url(url)
+
+
+@pytest.mark.anyio
+async def test_a_pool_or_a_dsn_not_both() -> None:
+    with pytest.raises(SessionConfigError, match="either an asyncpg pool or a dsn"):
+        PostgresStore()
+    pool = asyncpg.create_pool(DSN, min_size=0)
+    with pytest.raises(SessionConfigError, match="either an asyncpg pool or a dsn"):
+        PostgresStore(pool, dsn=DSN)
+
+
+@pytest.mark.anyio
+async def test_an_existing_pool_is_used_and_left_open(table: str) -> None:
+    pool = await asyncpg.create_pool(DSN, min_size=1, max_size=2)
+    try:
+        async with PostgresStore(pool, table=table, cleanup_interval=0) as store:
+            await store.create("k", {"a": 1}, ttl=TTL, user_id=None)
+            loaded = await store.load("k")
+            assert loaded is not None and loaded.data == {"a": 1}
+        assert not pool.is_closing()
+        assert await pool.fetchval(f'SELECT count(*) FROM "{table}"') == 1
+    finally:
+        await pool.close()
+
+
+@pytest.mark.anyio
+async def test_a_store_made_pool_is_closed_and_made_again_on_reopen(store: PostgresStore) -> None:
+    pool = store._pool
+    assert pool is not None
+    await store.close()
+    assert pool.is_closing() and store._pool is None
+    await store.open()
+    await store.create("k", {"a": 1}, ttl=TTL, user_id=None)
+    assert await store.load("k") is not None
+
+
+def test_a_missing_driver_names_the_extra(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setitem(sys.modules, "asyncpg", None)
+    monkeypatch.delitem(sys.modules, "fastapi_sessions.stores.postgres")
+    with pytest.raises(ImportError, match=r"'asyncpg' package: pip install 'fastapi-sessions-typed\[postgres\]'"):
+        importlib.import_module("fastapi_sessions.stores.postgres")
+
+
+# Outages, through HTTP.
+
+
+@pytest.fixture
+def pg_server() -> Iterator[PgServer]:
+    with PgServer() as server:
+        yield server
+
+
+@pytest.mark.slow
+def test_a_server_outage_is_a_503_and_the_session_survives_it(
+    pg_server: PgServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    store = PostgresStore.from_url(f"{pg_server.dsn}?connect_timeout=2&command_timeout=2&cleanup_interval=0.05")
+    app = build_app(make_manager(UserSession, store, store_timeout=3, retry_after=7))
+    with client(app) as browser:
+        assert browser.post("/login/alice").status_code == 200
+        cookie = browser.cookies[COOKIE]
+        assert browser.get("/me").json() == {"user": "alice"}
+
+        pg_server.stop()
+        started = time.monotonic()
+        response = browser.get("/me")
+        assert response.status_code == 503
+        assert time.monotonic() - started < 3
+        assert response.headers["retry-after"] == "7"
+        assert set_cookies(response) == []  # the cookie stays as it was
+        assert browser.get("/health").json() == {"ok": True}
+
+        browser.cookies.clear()
+        response = browser.post("/login/bob")
+        assert response.status_code == 503
+        assert set_cookies(response) == []
+        time.sleep(0.2)  # the cleanup task fails meanwhile, and keeps running
+
+        pg_server.start()
+        browser.cookies.set(COOKIE, cookie)
+        assert browser.get("/me").json() == {"user": "alice"}  # the pool reconnected; no restart
+        assert browser.post("/login/bob").status_code == 200
+    messages = [record.getMessage() for record in caplog.records if record.name == "fastapi_sessions"]
+    assert any("PostgresStore could not load a session: PostgreSQL at 127.0.0.1:" in message for message in messages)
+    assert any(message.startswith("expired session cleanup failed") for message in messages)
+
+
+def test_a_closed_port_is_a_503_within_the_timeout(caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.WARNING, "fastapi_sessions")
+    store = PostgresStore.from_url(f"postgresql://postgres@127.0.0.1:{free_port()}/test?cleanup_interval=0")
+    app = build_app(make_manager(UserSession, store, store_timeout=1))
+    with client(app) as browser:  # the app starts though the database is down
+        started = time.monotonic()
+        response = browser.post("/login/alice")
+        assert response.status_code == 503
+        assert time.monotonic() - started < 1
+        assert set_cookies(response) == []
+        assert browser.get("/health").status_code == 200
+    assert any("sessions are unavailable until it answers" in record.getMessage() for record in caplog.records)
+
+
+def test_a_server_that_never_answers_is_a_503_within_the_store_timeout() -> None:
+    with socket.socket() as silent:  # accepts TCP connections (the backlog) and never says a word
+        silent.bind(("127.0.0.1", 0))
+        silent.listen(8)
+        port = silent.getsockname()[1]
+        url = f"postgresql://postgres@127.0.0.1:{port}/test?cleanup_interval=0&connect_timeout=1.5"
+        app = build_app(make_manager(UserSession, PostgresStore.from_url(url), store_timeout=0.3))
+        with client(app) as browser:  # startup waits connect_timeout, then the app starts
+            started = time.monotonic()
+            response = browser.post("/login/alice")
+            assert response.status_code == 503
+            assert time.monotonic() - started < 1.2  # store_timeout, not connect_timeout
