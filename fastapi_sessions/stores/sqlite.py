@@ -126,18 +126,18 @@ class SQLiteStore(SessionStore):
             raise SessionConfigError(f"SESSION_STORE_URL {url!r}: the database file is missing after sqlite:///")
         options: dict[str, Any] = {}
         for name, value in parse_qsl(parts.query, keep_blank_values=True):
+            if name != "table" and name not in _FLOAT_OPTIONS and name not in _INT_OPTIONS:
+                raise SessionConfigError(
+                    f"SESSION_STORE_URL {url!r}: unknown option {name!r}; SQLiteStore takes "
+                    "table, busy_timeout, cleanup_interval and cleanup_batch"
+                )
             try:
                 if name == "table":
                     options[name] = value
                 elif name in _FLOAT_OPTIONS:
                     options[name] = float(value)
-                elif name in _INT_OPTIONS:
-                    options[name] = int(value)
                 else:
-                    raise SessionConfigError(
-                        f"SESSION_STORE_URL {url!r}: unknown option {name!r}; SQLiteStore takes "
-                        "table, busy_timeout, cleanup_interval and cleanup_batch"
-                    )
+                    options[name] = int(value)
             except ValueError:
                 raise SessionConfigError(f"SESSION_STORE_URL {url!r}: invalid value {value!r} for {name}") from None
         return cls(path, **options)
