@@ -1,0 +1,302 @@
+"""Hostile cookies and headers, on every store: an anonymous session or a 4xx, never a 500, never a write.
+
+Every request here goes through a `CountingStore`, so "no store write" is proven by counting, not
+assumed, and each one is timed.
+"""
+
+import random
+import string
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from functools import partial
+from typing import Annotated, Any
+
+import pytest
+from fastapi import Depends, FastAPI
+from fastapi.testclient import TestClient
+
+from fastapi_sessions import AuthSession, SessionManager
+from fastapi_sessions.signing import CookieSigner, new_session_id
+from tests.support import OTHER_SECRET, Backend, FakeClock, client, make_manager
+from tests.test_security import Browser, CountingStore, parsed_cookies, run
+
+# A request that only reads a session, whatever its cookie, should take a store round trip at most.
+TIME_LIMIT = 1.0
+COOKIE = "__Host-session"
+
+
+class UserSession(AuthSession):
+    theme: str = "light"
+
+
+ANONYMOUS = {"user_id": None, "theme": "light"}
+
+
+def build_app(sessions: SessionManager[UserSession]) -> FastAPI:
+    app = FastAPI()
+    sessions.install(app)
+    Session = Annotated[UserSession, Depends(sessions)]
+
+    @app.get("/read")
+    async def read(session: Session) -> dict[str, Any]:
+        return {"user_id": session.user_id, "theme": session.theme}
+
+    @app.get("/me")
+    async def me(session: Annotated[UserSession, Depends(sessions.require_auth)]) -> dict[str, Any]:
+        return {"user_id": session.user_id, "theme": session.theme}
+
+    @app.post("/login")
+    async def login(session: Session, uid: str) -> dict[str, str]:
+        session.login(uid)
+        return {"user_id": uid}
+
+    @app.post("/write")
+    async def write(session: Session, theme: str) -> dict[str, str]:
+        session.theme = theme
+        return {"theme": theme}
+
+    @app.post("/logout")
+    async def logout(session: Session) -> dict[str, bool]:
+        session.logout()
+        return {"ok": True}
+
+    @app.post("/transfer")
+    async def transfer(session: Annotated[UserSession, Depends(sessions.require_csrf)]) -> dict[str, bool]:
+        return {"ok": True}
+
+    return app
+
+
+@dataclass
+class Harness:
+    sessions: SessionManager[UserSession]
+    store: CountingStore
+    client: TestClient
+    victim: Browser
+    """A logged-in user whose session must come through every attack unchanged."""
+
+    def attacker(self) -> Browser:
+        return Browser(self.client, self.sessions.cookie_name, "attacker/1.0")
+
+
+@pytest.fixture
+def h(backend: Backend) -> Iterator[Harness]:
+    store = CountingStore(backend.make_store())
+    sessions = make_manager(UserSession, store, clock=FakeClock())
+    with client(build_app(sessions)) as test_client:
+        victim = Browser(test_client, sessions.cookie_name, "victim/1.0")
+        victim.post("/login", params={"uid": "victim"})
+        victim.post("/write", params={"theme": "dark"})
+        store.calls.clear()
+        yield Harness(sessions, store, test_client, victim)
+        assert victim.get("/me").json() == {"user_id": "victim", "theme": "dark"}
+
+
+@contextmanager
+def no_writes(h: Harness) -> Iterator[None]:
+    before = h.store.writes
+    yield
+    assert h.store.writes == before, h.store.calls
+
+
+def timed(h: Harness, cookie: str | bytes, method: str = "GET", path: str = "/read") -> tuple[int, Any, float]:
+    attacker = h.attacker()
+    raw = cookie if isinstance(cookie, bytes) else cookie.encode()
+    start = time.perf_counter()
+    response = attacker.request(method, path, headers={"cookie": COOKIE.encode() + b"=" + raw})
+    elapsed = time.perf_counter() - start
+    assert response.status_code < 500
+    for set_cookie in parsed_cookies(response):
+        assert set_cookie.max_age == 0 and set_cookie.value == ""  # at most an expiry of the bad cookie
+    return response.status_code, response.json(), elapsed
+
+
+def hostile_cookies(h: Harness) -> dict[str, str | bytes]:
+    """The victim's live cookie, bent every way an attacker might."""
+    valid = h.victim.cookie
+    assert valid is not None
+    session_id, _, signature = valid.partition(".")
+    flipped = "A" if signature[5] != "A" else "B"
+    return {
+        "tampered-signature": f"{session_id}.{signature[:5]}{flipped}{signature[6:]}",
+        "tampered-id": f"{'A' if session_id[0] != 'A' else 'B'}{session_id[1:]}.{signature}",
+        "truncated": valid[:-1],
+        "truncated-to-id": session_id,
+        "truncated-to-dot": f"{session_id}.",
+        "re-signed-with-another-key": CookieSigner(OTHER_SECRET).sign(session_id),
+        "unsigned-random": new_session_id(),
+        "signed-unknown-id": h.sessions.signer.sign(new_session_id()),
+        "empty": "",
+        "quoted": f'"{valid}"',
+        "padded": f" {valid}x",
+        "two-dots": f"{session_id}.{signature}.{signature}",
+        "non-ascii": "s\u00e9ssion-\u2603-\u4f1a\u8bdd".encode(),
+        "non-ascii-in-valid": valid[:10].encode() + "\u00e9".encode() + valid[11:].encode(),
+        "latin-1-bytes": bytes(range(0x80, 0x100)),
+        "oversized": "A" * 5000,
+        "valid-plus-tail": valid + "A" * 1000,
+        "object-ne": '{"$ne": null}',
+        "object-gt": '{"$gt": ""}',
+        "object-where": '{"$where": "sleep(10000)"}',
+        "array": '["a","b"]',
+        "null": "null",
+        "sql-or": "' OR '1'='1",
+        "sql-drop": "x'; DROP TABLE sessions; --",
+        "sql-union": "1 UNION SELECT data FROM sessions--",
+        "redis-glob": "*",
+        "redis-key-glob": "session:*",
+        "redis-command": "x\\r\\nFLUSHALL\\r\\n",
+        "path-traversal": "../../../../etc/passwd",
+        "regex-bomb": "(a+)+$" + "a" * 40,
+        "percent-encoded": "%7B%22%24ne%22%3A%20null%7D",
+        "base64url-shaped-injection": ("'--" + "A" * 40)[:43] + "." + "A" * 43,
+    }
+
+
+CASES = [
+    "tampered-signature",
+    "tampered-id",
+    "truncated",
+    "truncated-to-id",
+    "truncated-to-dot",
+    "re-signed-with-another-key",
+    "unsigned-random",
+    "signed-unknown-id",
+    "empty",
+    "quoted",
+    "padded",
+    "two-dots",
+    "non-ascii",
+    "non-ascii-in-valid",
+    "latin-1-bytes",
+    "oversized",
+    "valid-plus-tail",
+    "object-ne",
+    "object-gt",
+    "object-where",
+    "array",
+    "null",
+    "sql-or",
+    "sql-drop",
+    "sql-union",
+    "redis-glob",
+    "redis-key-glob",
+    "redis-command",
+    "path-traversal",
+    "regex-bomb",
+    "percent-encoded",
+    "base64url-shaped-injection",
+]
+
+
+@pytest.mark.parametrize("case", CASES)
+def test_hostile_cookie_is_an_anonymous_session(h: Harness, case: str) -> None:
+    cookie = hostile_cookies(h)[case]
+    with no_writes(h):
+        status, body, elapsed = timed(h, cookie)
+        assert (status, body) == (200, ANONYMOUS)
+        assert elapsed < TIME_LIMIT
+        status, body, elapsed = timed(h, cookie, path="/me")
+        assert status == 401 and body == {"detail": "Not authenticated"}
+        status, body, elapsed = timed(h, cookie, method="POST", path="/logout")
+        assert status == 200
+        status, body, elapsed = timed(h, cookie, method="POST", path="/transfer")
+        assert status == 403
+    # Only a value shaped like a cookie this server issues, with a good signature, costs a store read.
+    loads = h.store.calls["load"]
+    assert loads == (4 if case == "signed-unknown-id" else 0), case
+
+
+def test_a_huge_cookie_header_is_ignored(h: Harness) -> None:
+    valid = h.victim.cookie
+    padding = "; ".join(f"c{i}={'x' * 30}" for i in range(1200))
+    header = f"{padding}; {COOKIE}={valid}"
+    assert len(header) > 40_000
+    with no_writes(h):
+        start = time.perf_counter()
+        response = h.attacker().get("/me", headers={"cookie": header})
+        assert time.perf_counter() - start < TIME_LIMIT
+        assert response.status_code == 401
+    assert h.store.io == 0
+
+
+def test_many_cookie_headers_are_ignored(h: Harness) -> None:
+    valid = h.victim.cookie
+    assert valid is not None
+    headers = [("cookie", f"c{i}={'x' * 100}") for i in range(400)] + [("cookie", f"{COOKIE}={valid}")]
+    with no_writes(h):
+        response = h.client.get("/me", headers=headers)
+    assert response.status_code == 401
+    assert h.store.io == 0
+
+
+def test_a_second_cookie_of_the_name_voids_the_session(h: Harness) -> None:
+    valid = h.victim.cookie
+    for header in (
+        f"{COOKIE}={valid}; {COOKIE}=",
+        f"{COOKIE}=x; {COOKIE}={valid}",
+        f"{COOKIE}={valid};{COOKIE}={valid}",
+    ):
+        with no_writes(h):
+            response = h.attacker().get("/me", headers={"cookie": header})
+        assert response.status_code == 401
+
+
+def test_look_alike_cookie_names_are_not_the_session(h: Harness) -> None:
+    valid = h.victim.cookie
+    for name in ("__host-session", "__Host-Session", "x__Host-session", "__Host-session ", "__Host-sessionx"):
+        response = h.attacker().get("/me", headers={"cookie": f"{name}={valid}"})
+        assert response.status_code == 401, name
+    assert h.store.writes == 0
+
+
+def test_a_huge_user_agent_is_stored_truncated(h: Harness) -> None:
+    browser = Browser(h.client, h.sessions.cookie_name, "A" * 10_000)
+    assert browser.post("/login", params={"uid": "long-agent"}).status_code == 200
+    (info,) = run(h.client, lambda: h.sessions.list_sessions("long-agent"))
+    assert info.user_agent is not None and 0 < len(info.user_agent) <= 256
+
+
+def test_injection_through_the_store_api_finds_nothing(h: Harness) -> None:
+    """Handles and user IDs reach stores as data, never as a query, pattern or command."""
+    for value in ("*", "%", "' OR '1'='1", '{"$ne": null}', ".*", "session:*", "victim*", "VICTIM"):
+        assert run(h.client, partial(h.sessions.list_sessions, value)) == []
+        assert run(h.client, partial(h.sessions.revoke_session, "victim", value)) is False
+        assert run(h.client, partial(h.sessions.revoke_all_sessions, value)) == 0
+        assert run(h.client, partial(h.store.load, value)) is None
+    assert h.store.writes == 0
+
+
+def _random_cookie(rng: random.Random) -> str:
+    shape = rng.randrange(4)
+    alphabet = string.ascii_letters + string.digits + "-_"
+    if shape == 0:  # shaped like a real cookie, signature wrong
+        return "".join(rng.choices(alphabet, k=43)) + "." + "".join(rng.choices(alphabet, k=43))
+    if shape == 1:
+        return "".join(rng.choices(string.printable.replace(";", "").strip(), k=rng.randrange(200)))
+    if shape == 2:
+        return "".join(rng.choices(alphabet + ".", k=rng.randrange(80, 100)))
+    return "".join(rng.choices(alphabet, k=43))  # a bare random ID
+
+
+def test_a_flood_of_random_cookies_and_anonymous_logouts_writes_nothing(h: Harness) -> None:
+    rng = random.Random(20261128)
+    attacker = h.attacker()
+    start = time.perf_counter()
+    statuses: set[int] = set()
+    with no_writes(h):
+        for index in range(500):
+            cookie = _random_cookie(rng)
+            kind = index % 4
+            if kind == 0:
+                response = attacker.request("POST", "/logout")  # no cookie at all
+            else:
+                path, method = (("/read", "GET"), ("/me", "GET"), ("/logout", "POST"))[kind - 1]
+                response = attacker.request(method, path, headers={"cookie": f"{COOKIE}={cookie}"})
+            statuses.add(response.status_code)
+    elapsed = time.perf_counter() - start
+    assert statuses <= {200, 401}
+    assert elapsed < 60
+    assert h.store.calls["load"] == 0  # nothing forged passes the signature check
