@@ -18,13 +18,16 @@ from fastapi_sessions.stores.base import UpdateResult
 if TYPE_CHECKING:
     from fastapi_sessions.manager import SessionManager
 
-__all__ = ["RequestSession"]
+__all__ = ["INSTALLED", "RequestSession"]
 
 logger = logging.getLogger("fastapi_sessions")
 
 T = TypeVar("T")
 _MISSING: Any = object()
 _MAX_AGENT_LENGTH = 256
+
+INSTALLED: Any = object()
+"""Put in the scope by the middleware: the request may have a session, none was asked for yet."""
 
 
 class RequestSession:
@@ -100,25 +103,24 @@ class RequestSession:
         session_id = unsigned.session_id
         key = store_key(session_id)
         stored = await self.call_store(manager.store.load(key))
-        log_id = manager.signer.log_id(session_id)
         if stored is None:
-            logger.info("session rejected: %s is unknown or expired in the store", log_id)
+            logger.info("session rejected: %s is unknown or expired in the store", manager.signer.log_id(session_id))
             return None
         data = stored.data
         expired = manager.expiry_reason(data)
         if expired:
-            logger.info("session expired: %s (%s timeout)", log_id, expired)
+            logger.info("session expired: %s (%s timeout)", manager.signer.log_id(session_id), expired)
             return None
         try:
             data = manager.decode_data(data)
             model: SessionModel = manager.model_cls.model_validate(data)
         except DecryptionError as exc:
-            logger.warning("session rejected: %s: %s", log_id, exc)
+            logger.warning("session rejected: %s: %s", manager.signer.log_id(session_id), exc)
             return None
         except ValidationError as exc:
             logger.warning(
                 "session rejected: %s no longer validates against %s (%d errors); starting a new session",
-                log_id,
+                manager.signer.log_id(session_id),
                 manager.model_cls.__name__,
                 exc.error_count(),
             )
@@ -128,7 +130,7 @@ class RequestSession:
         self.stored_data = data
         self.stored_user_id = stored.user_id
         self.version = stored.version
-        self.meta = {name: value for name, value in data.items() if name.startswith("_")}
+        self.meta = data  # the "_" names in it; model fields are read from the model, never from here
         self.stale_key = unsigned.stale_key
         return model
 
@@ -246,7 +248,8 @@ class RequestSession:
 
     async def _store_new(self, current: dict[str, Any], now: float, *, created: float) -> list[tuple[bytes, bytes]]:
         manager = self.manager
-        meta = {**self.meta, **self._meta_changes, "_created": created, "_seen": now}
+        meta = {name: value for name, value in self.meta.items() if name.startswith("_")}
+        meta.update(self._meta_changes, _created=created, _seen=now)
         agent = _header(self.scope, b"user-agent")
         meta["_agent"] = agent[:_MAX_AGENT_LENGTH] if agent else None
         client = self.scope.get("client")

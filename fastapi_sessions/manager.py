@@ -15,7 +15,7 @@ from fastapi.responses import JSONResponse
 from starlette.requests import HTTPConnection, Request
 from starlette.responses import Response
 
-from fastapi_sessions.context import RequestSession
+from fastapi_sessions.context import INSTALLED, RequestSession
 from fastapi_sessions.cookies import CookieReader, CookieWriter
 from fastapi_sessions.encryption import DataCipher
 from fastapi_sessions.exceptions import (
@@ -99,13 +99,16 @@ class SessionManager(Generic[ModelT]):
 
     async def session_for(self, connection: HTTPConnection) -> ModelT:
         """The session of a request or WebSocket, loading it on first use."""
-        request_session: RequestSession | None = connection.scope.get(self.scope_key)
-        if request_session is None:
+        scope = connection.scope
+        request_session = scope.get(self.scope_key)
+        if request_session is INSTALLED:
+            request_session = scope[self.scope_key] = RequestSession(self, scope)
+        elif request_session is None:
             raise RuntimeError(
                 "the session middleware is not installed: call sessions.install(app) where the app is created"
             )
         model = await request_session.load()
-        return model  # type: ignore[return-value]
+        return model  # type: ignore[no-any-return]
 
     # Guards.
 

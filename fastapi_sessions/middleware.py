@@ -6,7 +6,7 @@ from typing import TYPE_CHECKING, Any
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from fastapi_sessions.context import RequestSession
+from fastapi_sessions.context import INSTALLED
 from fastapi_sessions.exceptions import SessionConflictError, SessionLimitError, StoreUnavailableError
 
 if TYPE_CHECKING:
@@ -33,41 +33,41 @@ class SessionMiddleware:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         scope_type = scope["type"]
-        if scope_type == "websocket":
-            scope[self.scope_key] = RequestSession(self.manager, scope)
-            await self.app(scope, receive, send)
-            return
         if scope_type != "http":
+            if scope_type == "websocket":
+                scope[self.scope_key] = INSTALLED
             await self.app(scope, receive, send)
             return
-        request_session = RequestSession(self.manager, scope)
-        scope[self.scope_key] = request_session
+        scope_key = self.scope_key
+        scope[scope_key] = INSTALLED  # the dependency puts a RequestSession here on first use
         replaced = False
 
         async def send_with_session(message: Message) -> None:
             nonlocal replaced
             if replaced:
                 return  # the body of a response that was replaced by an error
-            if message["type"] == "http.response.start" and request_session.model is not None:
-                status = message["status"]
-                try:
-                    extra = await request_session.commit() if status < 500 else []
-                except StoreUnavailableError as exc:
-                    logger.error("session store unavailable while saving the session: %s", exc)
-                    replaced = True
-                    await self._send_error(send, 503, "Session store unavailable", retry_after=True)
-                    return
-                except (SessionConflictError, SessionLimitError) as exc:
-                    replaced = True
-                    await self._send_error(send, 409, str(exc))
-                    return
-                headers = list(message.get("headers", ()))
-                _add_vary_cookie(headers)
-                if extra:
-                    headers = [(k, v) for k, v in headers if k.lower() != b"cache-control"]
-                    headers.append((b"cache-control", b"no-store"))
-                    headers.extend(extra)
-                message = {**message, "headers": headers}
+            if message["type"] == "http.response.start":
+                request_session = scope[scope_key]
+                if request_session is not INSTALLED and request_session.model is not None:
+                    status = message["status"]
+                    try:
+                        extra = await request_session.commit() if status < 500 else []
+                    except StoreUnavailableError as exc:
+                        logger.error("session store unavailable while saving the session: %s", exc)
+                        replaced = True
+                        await self._send_error(send, 503, "Session store unavailable", retry_after=True)
+                        return
+                    except (SessionConflictError, SessionLimitError) as exc:
+                        replaced = True
+                        await self._send_error(send, 409, str(exc))
+                        return
+                    headers = list(message.get("headers", ()))
+                    _add_vary_cookie(headers)
+                    if extra:
+                        headers = [(k, v) for k, v in headers if k.lower() != b"cache-control"]
+                        headers.append((b"cache-control", b"no-store"))
+                        headers.extend(extra)
+                    message = {**message, "headers": headers}
             await send(message)
 
         await self.app(scope, receive, send_with_session)

@@ -7,7 +7,8 @@ import secrets
 from collections.abc import Sequence
 from typing import NamedTuple
 
-from itsdangerous import BadSignature, Signer
+from itsdangerous import BadData, Signer
+from itsdangerous.encoding import base64_decode, base64_encode
 
 __all__ = ["CookieSigner", "UnsignedId", "new_session_id", "store_key"]
 
@@ -17,7 +18,7 @@ _ID_LENGTH = 43  # base64url without padding
 # The shape of every value this library issues: checked before any signature check or store lookup,
 # so garbage, injection attempts and oversized values cost a regex match and nothing else.
 _COOKIE_PATTERN = re.compile(r"[A-Za-z0-9_-]{43}\.[A-Za-z0-9_-]{43}")
-_MAX_COOKIE_LENGTH = 87
+_COOKIE_LENGTH = 87
 
 
 def new_session_id() -> str:
@@ -44,36 +45,43 @@ class UnsignedId(NamedTuple):
 class CookieSigner:
     """Signs session IDs for the cookie and verifies them, with key rotation.
 
+    The cookie value is exactly what ``itsdangerous.Signer(key, salt="fastapi_sessions.cookie",
+    key_derivation="hmac", digest_method=hashlib.sha256)`` produces and accepts. The derived keys are
+    computed once here instead of on every request, which keeps verification to one HMAC.
+
     Args:
         secret_key: The current key; every new cookie is signed with it.
         fallbacks: Older keys still accepted for verification.
     """
 
+    salt = "fastapi_sessions.cookie"
+
     def __init__(self, secret_key: str, fallbacks: Sequence[str] = ()) -> None:
-        salt = "fastapi_sessions.cookie"
-        self._current = Signer(secret_key, salt=salt, key_derivation="hmac", digest_method=hashlib.sha256)
-        self._fallbacks = [
-            Signer(key, salt=salt, key_derivation="hmac", digest_method=hashlib.sha256) for key in fallbacks
-        ]
+        self._keys = [self._derive(key) for key in (secret_key, *fallbacks)]
         self._log_salt = hashlib.blake2b(secret_key.encode(), digest_size=16, person=b"fs-log-id").digest()
+
+    @classmethod
+    def _derive(cls, secret_key: str) -> bytes:
+        return Signer(secret_key, salt=cls.salt, key_derivation="hmac", digest_method=hashlib.sha256).derive_key()
 
     def sign(self, session_id: str) -> str:
         """Return the cookie value for ``session_id``."""
-        return self._current.sign(session_id).decode("ascii")
+        signature = hmac.digest(self._keys[0], session_id.encode("ascii"), "sha256")
+        return f"{session_id}.{base64_encode(signature).decode('ascii')}"
 
     def unsign(self, value: str) -> UnsignedId | None:
         """Return the session ID in a cookie value, or ``None`` for anything this server did not issue."""
-        if len(value) > _MAX_COOKIE_LENGTH or not _COOKIE_PATTERN.fullmatch(value):
+        if len(value) != _COOKIE_LENGTH or not _COOKIE_PATTERN.fullmatch(value):
             return None
+        session_id, _, signature = value.partition(".")
         try:
-            return UnsignedId(self._current.unsign(value).decode("ascii"), False)
-        except BadSignature:
-            pass
-        for signer in self._fallbacks:
-            try:
-                return UnsignedId(signer.unsign(value).decode("ascii"), True)
-            except BadSignature:
-                continue
+            expected = base64_decode(signature)
+        except BadData:
+            return None
+        message = session_id.encode("ascii")
+        for index, key in enumerate(self._keys):
+            if hmac.compare_digest(hmac.digest(key, message, "sha256"), expected):
+                return UnsignedId(session_id, index > 0)
         return None
 
     def log_id(self, session_id: str) -> str:

@@ -1,12 +1,13 @@
 """`MemoryStore`: the embedded default. One process only."""
 
-import json
 import time
 from collections import OrderedDict
 from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
+
+from pydantic_core import from_json, to_json
 
 from fastapi_sessions.exceptions import SessionConfigError
 from fastapi_sessions.stores.base import SessionStore, StoredSession, UpdateResult
@@ -16,7 +17,7 @@ __all__ = ["MemoryStore"]
 
 @dataclass(slots=True)
 class _Entry:
-    payload: str  # the session as JSON: nothing the application holds aliases what is stored
+    payload: bytes  # the session as JSON: nothing the application holds aliases what is stored
     version: int
     user_id: str | None
     expires_at: float
@@ -34,6 +35,9 @@ class MemoryStore(SessionStore):
             then the least recently used sessions are evicted.
         clock: Returns the current time in seconds; tests inject their own.
     """
+
+    in_process = True
+    """No I/O: the manager applies no timeout to its calls."""
 
     def __init__(self, *, max_entries: int = 10_000, clock: Callable[[], float] = time.time) -> None:
         if max_entries < 1:
@@ -79,7 +83,7 @@ class MemoryStore(SessionStore):
         entry = self._live(key)
         if entry is None:
             return None
-        return StoredSession(json.loads(entry.payload), entry.version, entry.user_id)
+        return StoredSession(from_json(entry.payload), entry.version, entry.user_id)
 
     async def create(self, key: str, data: Mapping[str, Any], *, ttl: float, user_id: str | None) -> None:
         old = self._entries.get(key)
@@ -87,7 +91,7 @@ class MemoryStore(SessionStore):
             self._drop(key, old)
         if len(self._entries) >= self.max_entries:
             self._make_room()
-        self._entries[key] = _Entry(json.dumps(data, separators=(",", ":")), 1, user_id, self._clock() + ttl)
+        self._entries[key] = _Entry(to_json(data), 1, user_id, self._clock() + ttl)
         if user_id is not None:
             self._users.setdefault(user_id, set()).add(key)
 
@@ -114,11 +118,11 @@ class MemoryStore(SessionStore):
             return UpdateResult.MISSING
         if expected_version is not None and entry.version != expected_version:
             return UpdateResult.CONFLICT
-        data = json.loads(entry.payload)
+        data = from_json(entry.payload)
         data.update(changes)
         for name in removed:
             data.pop(name, None)
-        entry.payload = json.dumps(data, separators=(",", ":"))
+        entry.payload = to_json(data)
         entry.version += 1
         entry.expires_at = self._clock() + ttl
         return UpdateResult.UPDATED
