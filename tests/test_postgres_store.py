@@ -117,6 +117,40 @@ def row_count_of_tables(name: str) -> int:
     return count
 
 
+@pytest.fixture
+def limited_dsn(table: str) -> Iterator[str]:
+    """A role that may read and write the table but create nothing (PostgreSQL 15 grants no CREATE on public)."""
+    role = new_table()
+    run_sql(f'CREATE ROLE "{role}" LOGIN')
+    try:
+        yield f"postgresql://{role}@127.0.0.1:5432/test"
+    finally:
+        run_sql(f'DROP OWNED BY "{role}"')
+        run_sql(f'DROP ROLE "{role}"')
+
+
+@pytest.mark.anyio
+async def test_a_user_without_create_rights_uses_the_existing_table(
+    table: str, limited_dsn: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    async with PostgresStore(dsn=DSN, table=table, cleanup_interval=0):
+        pass  # a migration made the table
+    role = limited_dsn.split("//")[1].split("@")[0]
+    run_sql(f'GRANT SELECT, INSERT, UPDATE, DELETE ON "{table}" TO "{role}"')
+    async with PostgresStore(dsn=limited_dsn, table=table, cleanup_interval=0) as store:
+        await store.create("k", {"a": 1}, ttl=TTL, user_id=None)
+        assert await store.load("k") is not None
+    assert any("using the existing table" in record.getMessage() for record in caplog.records)
+
+
+@pytest.mark.anyio
+async def test_a_user_without_create_rights_and_no_table_is_told_what_to_do(table: str, limited_dsn: str) -> None:
+    store = PostgresStore(dsn=limited_dsn, table=table, cleanup_interval=0)
+    with pytest.raises(StoreError, match=f"cannot create table {table} .*permission denied for schema public"):
+        await store.open()
+    await store.close()
+
+
 @pytest.mark.parametrize(
     "name", ["", "1abc", "a;b", 'a"b', "a b", "a-b", "a.b.c", ".a", "a.", "x" * 64, "ta\u0308ble", "t; DROP TABLE x"]
 )

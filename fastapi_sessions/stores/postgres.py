@@ -176,7 +176,7 @@ class PostgresStore(SessionStore):
         self._setup_lock: asyncio.Lock | None = None
         self._cleanup_task: asyncio.Task[None] | None = None
 
-        quoted = _quote_table(table)
+        quoted = self._quoted = _quote_table(table)
         live = "expires_at > now()"
         expiry = "now() + make_interval(secs => $4)"
         digest = hashlib.blake2b(f"fastapi_sessions:{table}".encode(), digest_size=8).digest()
@@ -285,13 +285,31 @@ class PostgresStore(SessionStore):
                     if self._pool is None:
                         self._pool = await asyncpg.create_pool(self._dsn, **self._pool_options)
                     if self.create_table:
-                        async with self._pool.acquire() as connection, connection.transaction():
-                            # Several workers start at once; CREATE ... IF NOT EXISTS alone can still
-                            # collide on the catalog, so they take turns.
-                            await connection.execute("SELECT pg_advisory_xact_lock($1)", self._lock_id)
-                            await connection.execute(self._ddl)
+                        await self._create_table(self._pool)
                 self._ready = True
             return self._pool
+
+    async def _create_table(self, pool: "Pool") -> None:
+        async with pool.acquire() as connection:
+            try:
+                async with connection.transaction():
+                    # Several workers start at once; CREATE ... IF NOT EXISTS alone can still collide
+                    # on the catalog, so they take turns.
+                    await connection.execute("SELECT pg_advisory_xact_lock($1)", self._lock_id)
+                    await connection.execute(self._ddl)
+            except asyncpg.exceptions.InsufficientPrivilegeError as exc:
+                # PostgreSQL checks the right to create before noticing the table exists.
+                if await connection.fetchval("SELECT to_regclass($1)", self._quoted) is None:
+                    raise StoreError(
+                        f"PostgresStore cannot create table {self.table} at {self._where}: {exc}; create it with "
+                        "the statements of the PostgreSQL store's documentation, or grant CREATE on the schema"
+                    ) from exc
+                logger.warning(
+                    "PostgresStore: using the existing table %s; the database user may not create tables (%s), "
+                    "so missing indexes are not added: pass create_table=false to skip this check",
+                    self.table,
+                    exc,
+                )
 
     async def _cleanup_loop(self) -> None:
         while True:

@@ -354,7 +354,8 @@ def _transaction(db: sqlite3.Connection) -> Iterator[None]:
     db.execute("BEGIN IMMEDIATE")
     try:
         yield
+        db.execute("COMMIT")
     except BaseException:
-        db.execute("ROLLBACK")
+        if db.in_transaction:  # SQLite rolls back by itself on some errors (disk full, I/O)
+            db.execute("ROLLBACK")
         raise
-    db.execute("COMMIT")
