@@ -362,3 +362,37 @@ def test_guards_page_app_wide_guard_and_public_routes(run_blocks: Callable[[list
         assert browser.get("/docs").status_code == 200
         assert browser.post("/login").json() == {"user": "1"}
         assert browser.get("/dashboard").json() == {"page": "dashboard"}
+
+
+# Links between pages.
+
+_LINK = re.compile(r"\]\((?P<target>[^)\s]+)\)")
+
+
+def _slug(heading: str) -> str:
+    """The anchor GitHub gives a heading."""
+    text = re.sub(r"[^\w\- ]", "", heading.strip().lower())
+    return text.replace(" ", "-")
+
+
+def _anchors(page: Path) -> set[str]:
+    return {_slug(line.lstrip("#")) for line in page.read_text(encoding="utf-8").splitlines() if line.startswith("#")}
+
+
+def test_links_resolve() -> None:
+    """Relative links name files and headings that exist (a page still to come must be listed in the index)."""
+    announced = {(DOCS / match["target"]).resolve() for match in _LINK.finditer((DOCS / "index.md").read_text())}
+    for page in PAGES:
+        if not page.exists():
+            continue
+        for match in _LINK.finditer(page.read_text(encoding="utf-8")):
+            target = match["target"]
+            if re.match(r"[a-z]+:", target):
+                continue
+            path_part, _, anchor = target.partition("#")
+            resolved = (page.parent / path_part).resolve() if path_part else page
+            if not resolved.exists():
+                assert resolved in announced, f"{page.name}: broken link {target}"
+                continue
+            if anchor and resolved.suffix == ".md":
+                assert anchor in _anchors(resolved), f"{page.name}: no heading for {target}"
