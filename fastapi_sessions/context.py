@@ -158,7 +158,10 @@ class RequestSession:
         self._meta_changes[name] = value
 
     def add_flash(self, flash: FlashMessage) -> None:
-        self._destroy = False
+        if self._destroy:
+            # A message for the page after a logout goes in a new session; the destroyed one stays dead.
+            self._destroy = False
+            self._regenerate = True
         self.set_meta("_flash", [*self.meta.get("_flash", []), list(flash)])
 
     def pop_flashes(self, category: str | None) -> list[FlashMessage]:
