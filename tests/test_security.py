@@ -328,13 +328,17 @@ def build_app(sessions: SessionManager[UserSession]) -> FastAPI:
         return view(session)
 
     @app.post("/logout")
-    async def logout(session: Session) -> dict[str, bool]:
+    async def logout(session: Session, flash: str | None = None) -> dict[str, bool]:
         session.logout()
+        if flash is not None:
+            session.flash(flash)
         return {"ok": True}
 
     @app.post("/destroy")
-    async def destroy(session: Session) -> dict[str, bool]:
+    async def destroy(session: Session, flash: str | None = None) -> dict[str, bool]:
         session.destroy()
+        if flash is not None:
+            session.flash(flash)
         return {"ok": True}
 
     @app.post("/regenerate")
@@ -529,16 +533,25 @@ def test_logout_with_custom_path_and_domain(backend: Backend) -> None:
         assert browser.replay("GET", "/me", cookie).status_code == 401
 
 
-def test_logout_then_flash_leaves_only_an_anonymous_session(h: Harness) -> None:
+@pytest.mark.parametrize("path", ["/logout", "/destroy"])
+@pytest.mark.parametrize("login", [True, False], ids=["logged-in", "anonymous"])
+def test_a_flash_after_logout_is_kept_in_a_new_session(h: Harness, path: str, login: bool) -> None:
     browser = h.browser()
-    browser.post("/login", params={"uid": "alice"})
-    logged_in = browser.cookie
-    assert logged_in is not None
-    browser.post("/logout")
-    browser.post("/flash", params={"message": "bye", "category": "info"})
-    assert browser.get("/flashes").json() == [["info", "bye"]]
-    assert browser.get("/read").json()["user_id"] is None
-    assert browser.replay("GET", "/me", logged_in).status_code == 401
+    if login:
+        browser.post("/login", params={"uid": "alice"})
+    browser.post("/write", params={"theme": "dark"})
+    token = browser.get("/csrf").json()["token"]
+    before = browser.cookie
+    assert before is not None
+
+    response = browser.post(path, params={"flash": "Logged out"})
+    assert response.status_code == 200
+    assert browser.cookie is not None and browser.cookie != before
+    assert h.record(before) is None
+    assert browser.get("/flashes").json() == [["info", "Logged out"]]
+    assert browser.get("/read").json() == {"user_id": None, "roles": [], "theme": "light", "pending": []}
+    assert browser.get("/csrf").json()["token"] != token
+    assert browser.replay("GET", "/read", before).json()["theme"] == "light"
 
 
 def test_idle_timeout_counts_from_last_seen_on_the_server(backend: Backend) -> None:
