@@ -4,6 +4,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
+from fastapi_sessions.encryption import DecryptionError
+
 if TYPE_CHECKING:
     from fastapi_sessions.manager import SessionManager
 
@@ -47,7 +49,11 @@ class UserSessions:
         for key, record in zip(keys, records, strict=True):
             if record is None or record.user_id != user_id or manager.expiry_reason(record.data):
                 continue
-            data = manager.decode_data(record.data)
+            try:
+                data = manager.decode_data(record.data)
+            except DecryptionError:
+                # Encrypted with a key no longer in SESSION_ENCRYPTION_KEYS: dead to `load` too, so not listed.
+                continue
             created = float(data["_created"])
             infos.append(
                 SessionInfo(
