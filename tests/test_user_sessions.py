@@ -10,9 +10,9 @@ import pytest
 from fastapi import Depends, FastAPI
 from fastapi.testclient import TestClient
 
-from fastapi_sessions import AuthSession, SessionInfo, SessionManager
-from tests.support import Backend, FakeClock, client, make_manager
-from tests.test_security import Browser, CountingStore, parsed_cookies, run
+from fastapi_sessions import AuthSession, SessionInfo, SessionManager, SessionSettings
+from tests.support import SECRET, Backend, FakeClock, client, make_manager
+from tests.test_security import Browser, CountingStore, parsed_cookies, run, serve_together
 
 
 class UserSession(AuthSession):
@@ -232,3 +232,31 @@ def test_user_ids_are_matched_exactly(h: Harness) -> None:
     survivors = [uid for uid in HOSTILE_IDS if uid not in ("*", "%", '{"$ne": null}', ".*")]
     for uid in survivors:
         assert browsers[uid].get("/me").json()["user_id"] == uid
+
+
+def test_devices_page_survives_a_retired_encryption_key(backend: Backend) -> None:
+    pytest.importorskip("cryptography")
+    from cryptography.fernet import Fernet
+
+    old_key, new_key = Fernet.generate_key().decode(), Fernet.generate_key().decode()
+    store = backend.make_store()
+    shared = CountingStore(store, lifecycle=False)
+    clock = FakeClock()
+
+    def manager(key: str) -> SessionManager[UserSession]:
+        settings = SessionSettings(secret_key=SECRET, encryption_keys=[key])
+        return SessionManager(UserSession, settings=settings, store=shared, clock=clock)
+
+    before, after = manager(old_key), manager(new_key)
+    with serve_together(store, {"/before": build_app(before), "/after": build_app(after)}) as test_client:
+        stale = Browser(test_client, before.cookie_name, "old-device")
+        stale.post("/before/login", params={"uid": "alice"})
+        current = Browser(test_client, after.cookie_name, "new-device")
+        current.post("/after/login", params={"uid": "alice"})
+
+        response = current.get("/after/devices")
+        assert response.status_code == 200
+        assert [entry["user_agent"] for entry in response.json()] == ["new-device"]
+        assert stale.get("/after/me").status_code == 401
+        # The unreadable session is still revocable: "log out everywhere" reaches it.
+        assert run(test_client, lambda: after.revoke_all_sessions("alice")) == 2
