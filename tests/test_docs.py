@@ -19,6 +19,7 @@ import asyncio
 import inspect
 import os
 import re
+import subprocess
 import sys
 import time
 import typing
@@ -184,6 +185,24 @@ def _exercise(app: FastAPI, block: Block) -> None:
 @pytest.mark.parametrize("chain", python_examples())
 def test_python_block_runs(chain: list[Block], run_blocks: Callable[[list[Block]], ModuleType]) -> None:
     run_blocks(chain)
+
+
+RUFF = Path(sys.executable).parent / "ruff"
+
+
+@pytest.mark.skipif(not RUFF.exists(), reason="ruff is not installed next to the interpreter")
+@pytest.mark.parametrize("chain", python_examples())
+def test_python_block_follows_the_house_style(chain: list[Block]) -> None:
+    """Examples pass ``ruff check`` and ``ruff format`` like the code (imports may follow code in a chain)."""
+    code = "\n\n".join(block.code for block in chain)
+    filename = str(ROOT / f"{chain[0].page.stem.replace('-', '_')}_example.py")
+    check = [str(RUFF), "check", "--quiet", "--output-format", "concise", "--ignore", "E402,I001"]
+    for command in (
+        [*check, "--stdin-filename", filename, "-"],
+        [str(RUFF), "format", "--diff", "--stdin-filename", filename, "-"],
+    ):
+        result = subprocess.run(command, input=code, capture_output=True, text=True, cwd=ROOT, timeout=60)
+        assert result.returncode == 0, f"{chain[0].where}:\n{result.stdout}{result.stderr}"
 
 
 def test_directives_are_attached_to_python_blocks() -> None:
