@@ -407,9 +407,12 @@ def test_login_issues_new_id_keeps_data_and_kills_the_old_record(h: Harness) -> 
     anonymous = browser.cookie
     assert anonymous is not None and h.record(anonymous) is not None
 
+    calls = h.store.calls.copy()
     response = browser.post("/login", params={"uid": "alice"})
     assert response.status_code == 200
     assert response.json()["theme"] == "dark"
+    # One store operation moves the session: the old record never outlives the new one.
+    assert h.store.calls - calls == {"load": 1, "replace": 1}
     assert browser.cookie is not None and browser.cookie != anonymous
     assert h.record(anonymous) is None
     assert h.record(browser.cookie) is not None
@@ -436,6 +439,7 @@ def test_every_privilege_change_issues_a_new_id(
     browser = h.browser()
     browser.post("/login", params={"uid": "alice", "role": "staff"})
     browser.post("/write", params={"theme": "dark"})
+    token = browser.get("/csrf").json()["token"]
     before = browser.cookie
     assert before is not None
 
@@ -443,10 +447,31 @@ def test_every_privilege_change_issues_a_new_id(
     assert response.status_code == 200
     assert browser.cookie is not None and browser.cookie != before
     assert h.record(before) is None
+    assert browser.get("/csrf").json()["token"] != token
     body = browser.get("/me").json()
     assert {"user_id": body["user_id"], "roles": body["roles"]} == expected
     assert body["theme"] == "dark"
     assert browser.replay("GET", "/me", before).status_code == 401
+
+
+def test_a_planted_session_is_never_adopted_at_login(h: Harness) -> None:
+    """Session fixation: an attacker's own live session, planted in the victim's browser, dies at login."""
+    attacker = h.browser("attacker")
+    attacker.post("/write", params={"theme": "attacker-theme"})
+    planted = attacker.cookie
+    assert planted is not None
+    victim = h.browser("victim")
+    victim.cookie = planted
+    victim.post("/login", params={"uid": "victim"})
+    assert victim.cookie is not None and victim.cookie != planted
+    assert attacker.get("/me").status_code == 401
+    assert attacker.get("/read").json()["user_id"] is None
+    assert victim.get("/me").json()["user_id"] == "victim"
+    # A forged ID the server never issued is not adopted either, even when validly signed.
+    forged = h.sessions.signer.sign("A" * 43)
+    victim.cookie = forged
+    victim.post("/login", params={"uid": "victim"})
+    assert victim.cookie is not None and victim.cookie != forged
 
 
 def test_an_unprivileged_write_keeps_the_id(h: Harness) -> None:
