@@ -19,7 +19,7 @@ import hashlib
 import json
 import logging
 import math
-from collections.abc import Collection, Mapping, Sequence
+from collections.abc import Awaitable, Collection, Mapping, Sequence
 from typing import Any
 from urllib.parse import parse_qsl, unquote, urlsplit
 
@@ -32,7 +32,7 @@ try:
     from redis.asyncio.cluster import ClusterNode, RedisCluster
     from redis.asyncio.connection import Connection, SSLConnection
     from redis.asyncio.retry import Retry
-    from redis.asyncio.sentinel import Sentinel
+    from redis.asyncio.sentinel import MasterNotFoundError, Sentinel
     from redis.backoff import ExponentialWithJitterBackoff
     from redis.exceptions import (
         ClusterDownError,
@@ -72,9 +72,13 @@ _json_encode = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False).encod
 _json_decode = json.loads
 
 # Lua 5.1's unpack() has a stack limit of a few thousand values: write fields 1000 arguments at a time.
+# Redis checks maxmemory at a script's first write only (later ones pass, so a script is never cut in
+# half): each script begins with a write that adds data (HSET, SADD), never with DEL.
 _WRITE_SESSION = """
 local function write_session(key, index, first)
-  redis.call('DEL', key)
+  if redis.call('EXISTS', key) == 1 then
+    redis.call('DEL', key)
+  end
   for i = first, #ARGV, 1000 do
     redis.call('HSET', key, unpack(ARGV, i, math.min(i + 999, #ARGV)))
   end
@@ -120,13 +124,12 @@ _CREATE = _Script(_WRITE_SESSION + "write_session(KEYS[1], KEYS[2], 5)\nreturn 1
 _REPLACE = _Script(
     _WRITE_SESSION
     + """
-if redis.call('DEL', KEYS[1]) == 0 then return 0 end
+if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
 local index = 3
-if ARGV[5] == '1' then
-  redis.call('SREM', KEYS[3], ARGV[6])
-  index = 4
-end
+if ARGV[5] == '1' then index = 4 end
 write_session(KEYS[2], KEYS[index], 7)
+redis.call('DEL', KEYS[1])
+if ARGV[5] == '1' then redis.call('SREM', KEYS[3], ARGV[6]) end
 return 1
 """
 )
@@ -263,7 +266,7 @@ class RedisStore(SessionStore):
             for script in _SCRIPTS:
                 await self.client.script_load(script.text)
         except _UNAVAILABLE_OR_REFUSED as exc:
-            logger.warning("RedisStore: %s is not answering at startup: %s: %s", self.location, type(exc).__name__, exc)
+            logger.warning("RedisStore: %s is not answering at startup: %s", self.location, _reason(exc))
 
     async def close(self) -> None:
         if not self.owns_client:
@@ -274,11 +277,7 @@ class RedisStore(SessionStore):
                 await sentinel.aclose()
 
     def _unavailable(self, action: str, exc: Exception) -> StoreUnavailableError:
-        if isinstance(exc, OutOfMemoryError):
-            reason = "Redis is out of memory (maxmemory reached with the noeviction policy)"
-        else:
-            reason = f"{type(exc).__name__}: {exc}"
-        return StoreUnavailableError(f"RedisStore: {action} at {self.location} failed: {reason}")
+        return StoreUnavailableError(f"RedisStore: {action} at {self.location} failed: {_reason(exc)}")
 
     # Operations.
 
@@ -308,7 +307,7 @@ class RedisStore(SessionStore):
                 await _CREATE(self.client, [self.session_key(key)], args)
             elif self.cluster:
                 # The index lives in another slot: two scripts, sent together.
-                await asyncio.gather(
+                await _together(
                     _CREATE(self.client, [self.session_key(key)], args),
                     _INDEX_ADD(self.client, [self.user_index_key(user_id)], [args[0], key]),
                 )
@@ -348,7 +347,7 @@ class RedisStore(SessionStore):
             if user_id is None:
                 return bool(await self.client.delete(self.session_key(key)))
             if self.cluster:
-                deleted, _ = await asyncio.gather(
+                deleted = await _together(
                     self.client.delete(self.session_key(key)),
                     self.client.srem(self.user_index_key(user_id), key),
                 )
@@ -395,6 +394,24 @@ class RedisStore(SessionStore):
         except _UNAVAILABLE as exc:
             raise self._unavailable("user_keys", exc) from exc
         return [member.decode() if isinstance(member, bytes) else member for member in members]
+
+
+def _reason(exc: Exception) -> str:
+    if isinstance(exc, OutOfMemoryError):
+        return "Redis is out of memory (maxmemory reached with the noeviction policy)"
+    if isinstance(exc, MasterNotFoundError):
+        # Its message goes on with the repr of every Sentinel client; the first clause says it all.
+        return f"MasterNotFoundError: {str(exc).partition(' : ')[0]} (no Sentinel answered, or none knows a master)"
+    return f"{type(exc).__name__}: {exc}"
+
+
+async def _together(first: Awaitable[Any], second: Awaitable[Any]) -> Any:
+    """Await both (on different Cluster nodes, so in parallel); return the first's result, raise the first error."""
+    results = await asyncio.gather(first, second, return_exceptions=True)
+    for result in results:
+        if isinstance(result, BaseException):
+            raise result
+    return results[0]
 
 
 # Encoding.
