@@ -433,3 +433,17 @@ def test_links_resolve() -> None:
                 continue
             if anchor and resolved.suffix == ".md":
                 assert anchor in _anchors(resolved), f"{page.name}: no heading for {target}"
+
+
+def test_troubleshooting_log_lines_exist() -> None:
+    """Each log line troubleshooting.md quotes is still logged by the package, word for word."""
+    source = "".join(path.read_text(encoding="utf-8") for path in (ROOT / "fastapi_sessions").rglob("*.py"))
+    rows = re.findall(
+        r"^\| (?:INFO|WARNING|ERROR) \| `([^`]+)`", (DOCS / "troubleshooting.md").read_text(encoding="utf-8"), re.M
+    )
+    assert len(rows) >= 10
+    for message in rows:
+        for fragment in re.split(r"<[^>]*>|\b\d+\b|\bN\b|'x'|\.\.\.|\b(?:idle|absolute)\b", message):
+            fragment = fragment.strip(" :()")
+            if len(fragment) >= 8:
+                assert fragment in source, f"{message!r}: {fragment!r} is logged nowhere"
