@@ -4,6 +4,7 @@ Every request here goes through a `CountingStore`, so "no store write" is proven
 assumed, and each one is timed.
 """
 
+import logging
 import random
 import string
 import time
@@ -16,8 +17,9 @@ from typing import Annotated, Any
 import pytest
 from fastapi import Depends, FastAPI
 from fastapi.testclient import TestClient
+from starlette.types import Message
 
-from fastapi_sessions import AuthSession, SessionManager
+from fastapi_sessions import AuthSession, MemoryStore, SessionManager, StoredSession, StoreUnavailableError
 from fastapi_sessions.signing import CookieSigner, new_session_id
 from tests.support import OTHER_SECRET, Backend, FakeClock, client, make_manager
 from tests.test_security import Browser, CountingStore, parsed_cookies, run
@@ -61,6 +63,10 @@ def build_app(sessions: SessionManager[UserSession]) -> FastAPI:
     async def logout(session: Session) -> dict[str, bool]:
         session.logout()
         return {"ok": True}
+
+    @app.get("/pages/{name}")
+    async def page(session: Session, name: str) -> dict[str, Any]:
+        return {"name": name, "theme": session.theme}
 
     @app.post("/transfer")
     async def transfer(session: Annotated[UserSession, Depends(sessions.require_csrf)]) -> dict[str, bool]:
@@ -300,3 +306,46 @@ def test_a_flood_of_random_cookies_and_anonymous_logouts_writes_nothing(h: Harne
     assert statuses <= {200, 401}
     assert elapsed < 60
     assert h.store.calls["load"] == 0  # nothing forged passes the signature check
+
+
+class UnreachableStore(CountingStore):
+    """A store whose server is down."""
+
+    async def load(self, key: str) -> StoredSession | None:
+        raise StoreUnavailableError("the session store is down")
+
+
+@pytest.mark.anyio
+async def test_a_request_path_cannot_forge_log_lines(caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.INFO, logger="fastapi_sessions")
+    sessions = make_manager(UserSession, UnreachableStore(MemoryStore()))
+    app = build_app(sessions)
+    cookie = f"{sessions.cookie_name}={sessions.signer.sign(new_session_id())}"
+    # A server decodes %0D%0A in the path into CR LF; test clients strip them, so call the app directly.
+    scope = {
+        "type": "http",
+        "asgi": {"version": "3.0"},
+        "http_version": "1.1",
+        "method": "GET",
+        "scheme": "https",
+        "path": "/pages/x\r\nsession created: forged",
+        "raw_path": b"/pages/x%0D%0Asession%20created:%20forged",
+        "root_path": "",
+        "query_string": b"",
+        "headers": [(b"host", b"testserver"), (b"cookie", cookie.encode())],
+        "client": ("127.0.0.1", 1234),
+        "server": ("testserver", 443),
+    }
+    sent: list[Message] = []
+
+    async def receive() -> Message:
+        return {"type": "http.request", "body": b"", "more_body": False}
+
+    async def send(message: Message) -> None:
+        sent.append(message)
+
+    await app(scope, receive, send)
+    assert sent[0]["status"] == 503
+    lines = [line for record in caplog.records for line in record.getMessage().splitlines()]
+    assert any("store unavailable" in line for line in lines)
+    assert not any(line.startswith("session created: forged") for line in lines)
