@@ -316,6 +316,17 @@ def test_from_url_keeps_store_options_out_of_the_dsn() -> None:
     assert store._where == "db.internal:6432/app"  # no password in messages
 
 
+@pytest.mark.anyio
+async def test_other_url_parameters_reach_the_connection(table: str) -> None:
+    url = f"{DSN}?table={table}&cleanup_interval=0&synchronous_commit=off&application_name=shop"
+    async with PostgresStore.from_url(url) as store:
+        assert store.pool is not None
+        settings = await store.pool.fetchrow(
+            "SELECT current_setting('synchronous_commit'), current_setting('application_name')"
+        )
+        assert settings is not None and tuple(settings) == ("off", "shop")
+
+
 def test_store_from_url_picks_the_postgres_store() -> None:
     assert isinstance(store_from_url("postgresql://postgres@127.0.0.1/test"), PostgresStore)
     assert isinstance(store_from_url("postgres://postgres@127.0.0.1/test"), PostgresStore)
@@ -362,10 +373,11 @@ async def test_an_existing_pool_is_used_and_left_open(table: str) -> None:
 
 @pytest.mark.anyio
 async def test_a_store_made_pool_is_closed_and_made_again_on_reopen(store: PostgresStore) -> None:
-    pool = store._pool
+    pool = store.pool
     assert pool is not None
+    assert await pool.fetchval("SELECT 1") == 1  # the app may share it
     await store.close()
-    assert pool.is_closing() and store._pool is None
+    assert pool.is_closing() and store.pool is None
     await store.open()
     await store.create("k", {"a": 1}, ttl=TTL, user_id=None)
     assert await store.load("k") is not None

@@ -242,6 +242,14 @@ class PostgresStore(SessionStore):
         dsn = urlunsplit(parts._replace(query=urlencode(passed)))
         return cls(dsn=dsn, **options)
 
+    @property
+    def pool(self) -> "Pool | None":
+        """The asyncpg pool in use: the one given, or the one the store created (``None`` until it did).
+
+        An app can run its own queries on it instead of opening a second pool.
+        """
+        return self._pool
+
     # Lifecycle.
 
     async def open(self) -> None:
