@@ -48,10 +48,9 @@ def test_sign_unsign_round_trip(session_id: str) -> None:
 def test_any_change_to_a_cookie_breaks_it(session_id: str, position: int, replacement: str) -> None:
     value = signer.sign(session_id)
     changed = value[:position] + replacement + value[position + 1 :]
-    result = signer.unsign(changed)
     if changed != value:
-        # base64 of a 32-byte MAC leaves 2 spare bits in the last character: a change there may still verify.
-        assert result is None or (position == 86 and result.session_id == session_id)
+        # Including the last character, whose 2 spare bits a lenient base64 decoder would ignore.
+        assert signer.unsign(changed) is None
 
 
 header_names = st.sampled_from([b"cookie", b"Cookie", b"host", b"x-cookie", b"set-cookie"])
