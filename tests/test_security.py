@@ -15,6 +15,7 @@ from typing import Annotated, Any, TypeVar
 
 import pytest
 from fastapi import Depends, FastAPI, Query
+from fastapi import Response as FastAPIResponse
 from fastapi.testclient import TestClient
 from httpx2 import Response
 from starlette.applications import Starlette
@@ -269,6 +270,14 @@ def build_app(sessions: SessionManager[UserSession]) -> FastAPI:
 
     @app.get("/read")
     async def read(session: Session) -> dict[str, Any]:
+        return view(session)
+
+    @app.post("/cached")
+    async def cached(session: Session, response: FastAPIResponse, theme: str | None = None) -> dict[str, Any]:
+        response.headers["cache-control"] = "public, max-age=3600"
+        response.headers["vary"] = "Accept-Encoding"
+        if theme is not None:
+            session.theme = theme
         return view(session)
 
     @app.post("/write")
@@ -825,6 +834,18 @@ def test_caching_headers(h: Harness) -> None:
     io = h.store.io
     assert browser.get("/public").headers.get("vary") is None
     assert h.store.io == io
+
+
+def test_caching_headers_override_the_app_when_a_cookie_is_set(h: Harness) -> None:
+    browser = h.browser()
+    setting = browser.post("/cached", params={"theme": "dark"})
+    assert parsed_cookies(setting) != []
+    assert setting.headers.get_list("cache-control") == ["no-store"]
+    assert setting.headers["vary"] == "Accept-Encoding, Cookie"
+    reading = browser.post("/cached")
+    assert parsed_cookies(reading) == []
+    assert reading.headers["vary"] == "Accept-Encoding, Cookie"
+    assert reading.headers["cache-control"] == "public, max-age=3600"  # the app's choice for a page without a cookie
 
 
 def test_set_cookie_stays_under_4096_bytes(backend: Backend) -> None:
