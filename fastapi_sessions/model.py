@@ -136,8 +136,14 @@ class AuthSession(SessionModel):
         bound.regenerate(rotate_csrf=True)
 
     def reauthenticate(self) -> None:
-        """Record that the user just proved their identity again (for step-up guards)."""
-        self.authenticated_at = self._bound().now_datetime()
+        """Record that the user just proved their identity again (for step-up guards); the session gets a new ID.
+
+        A new ID on re-authentication too, as on login (ASVS 5.0 V7.2.4): a token captured before
+        the step-up does not carry it.
+        """
+        bound = self._bound()
+        self.authenticated_at = bound.now_datetime()
+        bound.regenerate()
 
     def logout(self) -> None:
         """Log out: the stored session is deleted and the cookie cleared."""
