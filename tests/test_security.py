@@ -521,8 +521,14 @@ def test_step_up_after_the_clock_moves(h: Harness) -> None:
     assert response.status_code == 403
     assert response.json() == {"detail": "Recent authentication required"}
     assert browser.get("/me").status_code == 200
+    before = browser.cookie
+    assert before is not None
     assert browser.post("/reauth").status_code == 200
     assert browser.get("/sensitive").status_code == 200
+    # Re-authentication issues a new ID too: a token captured before the step-up does not carry it.
+    assert browser.cookie != before
+    assert h.record(before) is None
+    assert browser.replay("GET", "/sensitive", before).status_code == 401
 
 
 def test_role_guard(h: Harness) -> None:
