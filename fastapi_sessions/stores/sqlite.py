@@ -6,7 +6,6 @@ import json
 import logging
 import os
 import re
-import sqlite3
 import time
 from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -15,6 +14,11 @@ from urllib.parse import parse_qsl, unquote, urlsplit
 
 from fastapi_sessions.exceptions import SessionConfigError, StoreError, StoreUnavailableError
 from fastapi_sessions.stores.base import SessionStore, StoredSession, UpdateResult
+
+try:
+    import sqlite3
+except ImportError:  # pragma: no cover - a Python built without SQLite
+    raise ImportError("SQLiteStore needs Python's sqlite3 module, which this Python was built without") from None
 
 __all__ = ["SQLiteStore"]
 
@@ -48,7 +52,9 @@ class SQLiteStore(SessionStore):
         path: The database file (created if missing), or ``:memory:`` for a private database that
             lives as long as the store is open.
         table: The table name. Created on `open`.
-        busy_timeout: Seconds a write waits for another process's write lock before failing.
+        busy_timeout: Seconds a write waits for another process's write lock before failing. Keep
+            it below ``SESSION_STORE_TIMEOUT``: the store's thread waits that long, and the other
+            operations of this process queue behind it.
         cleanup_interval: Seconds between deletions of expired rows by the background task; ``0``
             disables the task.
         cleanup_batch: Rows deleted per transaction by `cleanup`, so a long cleanup never holds the
@@ -64,7 +70,7 @@ class SQLiteStore(SessionStore):
         path: str | os.PathLike[str],
         *,
         table: str = "fastapi_sessions",
-        busy_timeout: float = 5.0,
+        busy_timeout: float = 1.0,
         cleanup_interval: float = 300.0,
         cleanup_batch: int = 1000,
         clock: Callable[[], float] = time.time,
@@ -113,7 +119,7 @@ class SQLiteStore(SessionStore):
         """Build from ``sqlite:///relative/path.db`` or ``sqlite:////absolute/path.db``.
 
         Options go in the query string: ``table``, ``busy_timeout``, ``cleanup_interval``,
-        ``cleanup_batch``, e.g. ``sqlite:///sessions.db?busy_timeout=10``.
+        ``cleanup_batch``, e.g. ``sqlite:///sessions.db?busy_timeout=1.5``.
         """
         parts = urlsplit(url)
         if parts.scheme.lower() != "sqlite" or parts.netloc or not parts.path.startswith("/"):
