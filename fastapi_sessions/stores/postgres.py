@@ -118,7 +118,7 @@ class PostgresStore(SessionStore):
     Args:
         pool: An asyncpg pool to use. The store never closes a pool it was given.
         dsn: A ``postgresql://`` DSN to create a pool from instead (see `from_url`).
-        table: The table, optionally schema-qualified (``sessions.web``). Created on `open`.
+        table: The table, optionally schema-qualified (``web.sessions``). Created on `open`.
         create_table: Create the table and its indexes on `open` if they do not exist. Turn off when
             the app's database user may not run DDL and the table is created by a migration.
         cleanup_interval: Seconds between deletions of expired rows by the background task; ``0``
@@ -152,7 +152,7 @@ class PostgresStore(SessionStore):
         statement_cache_size: int = 100,
     ) -> None:
         if (pool is None) == (dsn is None):
-            raise SessionConfigError("PostgresStore needs either an asyncpg pool or a dsn, not both")
+            raise SessionConfigError("PostgresStore needs either an asyncpg pool or a dsn (exactly one of them)")
         if cleanup_interval < 0 or cleanup_batch < 1:
             raise SessionConfigError("PostgresStore cleanup_interval must be >= 0 and cleanup_batch >= 1")
         if min_size < 0 or max_size < 1 or min_size > max_size:
