@@ -5,6 +5,7 @@ status, body and the ``Set-Cookie`` attributes. Time moves by a `FakeClock` give
 idle and absolute timeouts are decided by the manager before any store's own expiry.
 """
 
+import base64
 import logging
 import re
 from collections import Counter
@@ -31,7 +32,7 @@ from fastapi_sessions import (
     StoredSession,
     UpdateResult,
 )
-from fastapi_sessions.signing import CookieSigner, store_key
+from fastapi_sessions.signing import CookieSigner, new_session_id, store_key
 from tests.support import OTHER_SECRET, SECRET, Backend, FakeClock, client, make_manager, set_cookies
 
 T = TypeVar("T")
@@ -54,6 +55,8 @@ class CountingStore(SessionStore):
         self.inner = inner
         self.lifecycle = lifecycle
         self.calls: Counter[str] = Counter()
+        self.keys: set[str] = set()
+        """Every key the store was given."""
 
     @property
     def in_process(self) -> bool:
@@ -80,14 +83,17 @@ class CountingStore(SessionStore):
 
     async def load(self, key: str) -> StoredSession | None:
         self.calls["load"] += 1
+        self.keys.add(key)
         return await self.inner.load(key)
 
     async def load_many(self, keys: Sequence[str]) -> list[StoredSession | None]:
         self.calls["load_many"] += 1
+        self.keys.update(keys)
         return await self.inner.load_many(keys)
 
     async def create(self, key: str, data: Mapping[str, Any], *, ttl: float, user_id: str | None) -> None:
         self.calls["create"] += 1
+        self.keys.add(key)
         await self.inner.create(key, data, ttl=ttl, user_id=user_id)
 
     async def update(
@@ -100,6 +106,7 @@ class CountingStore(SessionStore):
         expected_version: int | None = None,
     ) -> UpdateResult:
         self.calls["update"] += 1
+        self.keys.add(key)
         return await self.inner.update(key, changes, removed=removed, ttl=ttl, expected_version=expected_version)
 
     async def replace(
@@ -113,10 +120,12 @@ class CountingStore(SessionStore):
         old_user_id: str | None,
     ) -> bool:
         self.calls["replace"] += 1
+        self.keys.update((old_key, new_key))
         return await self.inner.replace(old_key, new_key, data, ttl=ttl, user_id=user_id, old_user_id=old_user_id)
 
     async def delete(self, key: str, *, user_id: str | None = None) -> bool:
         self.calls["delete"] += 1
+        self.keys.add(key)
         return await self.inner.delete(key, user_id=user_id)
 
     async def user_keys(self, user_id: str) -> list[str]:
@@ -481,6 +490,41 @@ def test_a_planted_session_is_never_adopted_at_login(h: Harness) -> None:
     victim.cookie = forged
     victim.post("/login", params={"uid": "victim"})
     assert victim.cookie is not None and victim.cookie != forged
+
+
+def test_session_ids_are_256_random_bits(h: Harness) -> None:
+    issued = [new_session_id() for _ in range(2000)]
+    assert len(set(issued)) == len(issued)
+    assert all(len(base64.urlsafe_b64decode(session_id + "=")) == 32 for session_id in issued)
+    cookies = set()
+    for _ in range(20):
+        browser = h.browser()
+        browser.post("/write", params={"theme": "dark"})
+        assert browser.cookie is not None
+        cookies.add(browser.cookie)
+    assert len(cookies) == 20
+
+
+def test_the_store_never_sees_a_session_id(h: Harness) -> None:
+    browser = h.browser()
+    cookies = []
+    for method, path, params in [
+        ("POST", "/write", {"theme": "dark"}),
+        ("POST", "/login", {"uid": "alice"}),
+        ("POST", "/roles/add", {"role": "admin"}),
+        ("GET", "/me", {}),
+    ]:
+        browser.request(method, path, params=params)
+        assert browser.cookie is not None
+        cookies.append(browser.cookie)
+    records = [h.record(cookie) for cookie in cookies[-1:]]
+    browser.post("/logout")
+    ids = {unsigned.session_id for cookie in cookies if (unsigned := h.sessions.signer.unsign(cookie))}
+    assert len(ids) == 3
+    assert h.store.keys and all(re.fullmatch(r"[0-9a-f]{40}", key) for key in h.store.keys)
+    assert ids.isdisjoint(h.store.keys)
+    dumped = repr(records)
+    assert not any(session_id in dumped or session_id[:20] in dumped for session_id in ids)
 
 
 def test_an_unprivileged_write_keeps_the_id(h: Harness) -> None:
