@@ -150,6 +150,11 @@ class CsrfGuard(_CookieScheme[ModelT]):
             value = form.get(self.form_field)
             sent = value if isinstance(value, str) else None
         expected = session._bound().meta.get("_csrf")
-        if not sent or not isinstance(expected, str) or not secrets.compare_digest(sent, expected):
+        # Compared as bytes: compare_digest raises TypeError on str with non-ASCII characters.
+        if (
+            not sent
+            or not isinstance(expected, str)
+            or not secrets.compare_digest(sent.encode("utf-8", "surrogateescape"), expected.encode("utf-8"))
+        ):
             raise _deny(request, HTTP_403_FORBIDDEN, "CSRF check failed: missing or wrong token")
         return session
