@@ -136,8 +136,12 @@ class CsrfGuard(_CookieScheme[ModelT]):
             return session
         origin = request.headers.get("origin")
         if origin is None and (referer := request.headers.get("referer")):
-            parts = urlsplit(referer)
-            origin = f"{parts.scheme}://{parts.netloc}"
+            try:
+                parts = urlsplit(referer)
+            except ValueError:  # e.g. an unclosed IPv6 bracket: no origin of ours
+                origin = "null"
+            else:
+                origin = f"{parts.scheme}://{parts.netloc}"
         if origin is not None and origin.rstrip("/") not in self.trusted_origins:
             own = f"{request.url.scheme}://{request.headers.get('host', '')}"
             if origin.rstrip("/") != own:
