@@ -28,9 +28,8 @@ from fastapi_sessions.stores import missing_driver
 from fastapi_sessions.stores.base import SessionStore, StoredSession, UpdateResult
 
 try:
-    from redis.asyncio import BlockingConnectionPool, Redis
+    from redis.asyncio import Redis
     from redis.asyncio.cluster import ClusterNode, RedisCluster
-    from redis.asyncio.connection import Connection, SSLConnection
     from redis.asyncio.retry import Retry
     from redis.asyncio.sentinel import MasterNotFoundError, Sentinel
     from redis.backoff import ExponentialWithJitterBackoff
@@ -74,8 +73,19 @@ _json_decode = json.loads
 # Lua 5.1's unpack() has a stack limit of a few thousand values: write fields 1000 arguments at a time.
 # Redis checks maxmemory at a script's first write only (later ones pass, so a script is never cut in
 # half): each script begins with a write that adds data (HSET, SADD), never with DEL.
-_WRITE_SESSION = """
+#
+# A user's index must outlive each of the user's sessions, and an update may push a session's expiry
+# past the index's. So each write sets the index to expire twice the session's ttl from now, and
+# records that deadline in the session (':x', server time in ms); an update that would outlive it
+# returns the user ID, and the store then extends the index (a second command, once per ttl at most).
+_LUA_HELPERS = """
+local function now_ms()
+  local time = redis.call('TIME')
+  return tonumber(time[1]) * 1000 + math.floor(tonumber(time[2]) / 1000)
+end
+
 local function write_session(key, index, first)
+  local ttl = tonumber(ARGV[1])
   if redis.call('EXISTS', key) == 1 then
     redis.call('DEL', key)
   end
@@ -83,15 +93,15 @@ local function write_session(key, index, first)
     redis.call('HSET', key, unpack(ARGV, i, math.min(i + 999, #ARGV)))
   end
   if ARGV[3] == '1' then
-    redis.call('HSET', key, ':v', 1, ':u', ARGV[2])
+    redis.call('HSET', key, ':v', 1, ':u', ARGV[2], ':x', string.format('%d', now_ms() + 2 * ttl))
   else
     redis.call('HSET', key, ':v', 1)
   end
-  redis.call('PEXPIRE', key, ARGV[1])
+  redis.call('PEXPIRE', key, ttl)
   if index then
     redis.call('SADD', index, ARGV[4])
-    if redis.call('PTTL', index) < tonumber(ARGV[1]) then
-      redis.call('PEXPIRE', index, ARGV[1])
+    if redis.call('PTTL', index) < 2 * ttl then
+      redis.call('PEXPIRE', index, 2 * ttl)
     end
   end
 end
@@ -117,12 +127,12 @@ class _Script:
 
 # KEYS: the session hash[, the user's index]. ARGV: ttl ms, user ID, has user ('1'/'0'), index member,
 # then field/value pairs.
-_CREATE = _Script(_WRITE_SESSION + "write_session(KEYS[1], KEYS[2], 5)\nreturn 1\n")
+_CREATE = _Script(_LUA_HELPERS + "write_session(KEYS[1], KEYS[2], 5)\nreturn 1\n")
 
 # KEYS: the old hash, the new hash[, the old user's index][, the new user's index]. ARGV: as _CREATE,
 # then has old index ('1'/'0'), old member, then field/value pairs. Writes nothing if the old hash is gone.
 _REPLACE = _Script(
-    _WRITE_SESSION
+    _LUA_HELPERS
     + """
 if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
 local index = 3
@@ -135,12 +145,15 @@ return 1
 )
 
 # KEYS: the session hash. ARGV: ttl ms, expected version or '', number of removed names n, the n names,
-# then field/value pairs. Returns the new version, -1 if there is no session, -2 on a version mismatch.
+# then field/value pairs. Returns the new version, or the new version and the user ID when the user's
+# index must be extended; -1 if there is no session, -2 on a version mismatch.
 _UPDATE = _Script(
-    """
-local version = redis.call('HGET', KEYS[1], ':v')
-if not version then return -1 end
-if ARGV[2] ~= '' and ARGV[2] ~= version then return -2 end
+    _LUA_HELPERS
+    + """
+local state = redis.call('HMGET', KEYS[1], ':v', ':u', ':x')
+if not state[1] then return -1 end
+if ARGV[2] ~= '' and ARGV[2] ~= state[1] then return -2 end
+local ttl = tonumber(ARGV[1])
 local last_removed = 3 + tonumber(ARGV[3])
 for i = last_removed + 1, #ARGV, 1000 do
   redis.call('HSET', KEYS[1], unpack(ARGV, i, math.min(i + 999, #ARGV)))
@@ -148,8 +161,16 @@ end
 for i = 4, last_removed, 1000 do
   redis.call('HDEL', KEYS[1], unpack(ARGV, i, math.min(i + 999, last_removed)))
 end
-redis.call('PEXPIRE', KEYS[1], ARGV[1])
-return redis.call('HINCRBY', KEYS[1], ':v', 1)
+redis.call('PEXPIRE', KEYS[1], ttl)
+local version = redis.call('HINCRBY', KEYS[1], ':v', 1)
+if state[2] then
+  local now = now_ms()
+  if now + ttl > (tonumber(state[3]) or 0) then
+    redis.call('HSET', KEYS[1], ':x', string.format('%d', now + 2 * ttl))
+    return {version, state[2]}
+  end
+end
+return version
 """
 )
 
@@ -162,7 +183,8 @@ return existed
 """
 )
 
-# Cluster only, where a user's index lives in another slot than the session. KEYS: the index.
+# Adds a member to a user's index and makes the index live at least ttl ms: in Cluster, where the index
+# lives in another slot than the session, and after an update that outlives the index. KEYS: the index.
 # ARGV: ttl ms, member.
 _INDEX_ADD = _Script(
     """
@@ -221,10 +243,10 @@ class RedisStore(SessionStore):
         - ``redis+cluster://[[user]:password@]host[:port][,host2[:port2]...]`` (``rediss+cluster://``).
 
         Query options: ``prefix`` (default ``fastapi_sessions:``), ``socket_timeout`` and
-        ``socket_connect_timeout`` (seconds, default 5 and 2), ``max_connections`` (per server, default
-        100; requests beyond it wait for a free connection), ``db``, ``sentinel_password``, and for TLS
-        ``ssl_cert_reqs`` (``required``, ``optional``, ``none``), ``ssl_ca_certs``, ``ssl_certfile``,
-        ``ssl_keyfile``, ``ssl_check_hostname``.
+        ``socket_connect_timeout`` (seconds, default 5 and 2), ``max_connections`` (per server and
+        process, default 1000; an operation that would need more fails with 503), ``db``,
+        ``sentinel_password``, and for TLS ``ssl_cert_reqs`` (``required``, ``optional``, ``none``),
+        ``ssl_ca_certs``, ``ssl_certfile``, ``ssl_keyfile``, ``ssl_check_hostname``.
 
         Raises:
             SessionConfigError: the URL is malformed or has an unknown option; the message says which.
@@ -309,7 +331,7 @@ class RedisStore(SessionStore):
                 # The index lives in another slot: two scripts, sent together.
                 await _together(
                     _CREATE(self.client, [self.session_key(key)], args),
-                    _INDEX_ADD(self.client, [self.user_index_key(user_id)], [args[0], key]),
+                    _INDEX_ADD(self.client, [self.user_index_key(user_id)], [_ttl_ms(2 * ttl), key]),
                 )
             else:
                 await _CREATE(self.client, [self.session_key(key), self.user_index_key(user_id)], args)
@@ -333,7 +355,11 @@ class RedisStore(SessionStore):
             *_encode(changes),
         ]
         try:
-            result = int(await _UPDATE(self.client, [self.session_key(key)], args))
+            result = await _UPDATE(self.client, [self.session_key(key)], args)
+            if isinstance(result, list):
+                result, user_id = result
+                user_id = user_id.decode() if isinstance(user_id, bytes) else user_id
+                await _INDEX_ADD(self.client, [self.user_index_key(user_id)], [_ttl_ms(2 * ttl), key])
         except _UNAVAILABLE as exc:
             raise self._unavailable("update", exc) from exc
         if result == -1:
@@ -438,16 +464,16 @@ def _decode(raw: Mapping[bytes | str, bytes | str]) -> StoredSession | None:
     data: dict[str, Any] = {}
     version: int | None = None
     user_id: str | None = None
-    for field, value in raw.items():
+    for field, value in raw.items():  # reserved fields other than ':v' and ':u' are bookkeeping (':x')
         name = field.decode() if isinstance(field, bytes) else field
         if not name.startswith(":"):
             data[name] = _json_decode(value)
+        elif name.startswith("::"):
+            data[name[1:]] = _json_decode(value)
         elif name == ":v":
             version = int(value)
         elif name == ":u":
             user_id = value.decode() if isinstance(value, bytes) else value
-        else:
-            data[name[1:]] = _json_decode(value)
     if version is None:  # no such key (an empty reply), or not a hash this store wrote
         return None
     return StoredSession(data, version, user_id)
@@ -581,6 +607,9 @@ class _UrlConfig:
             "password": self.password,
             "socket_timeout": options.get("socket_timeout", 5.0),
             "socket_connect_timeout": options.get("socket_connect_timeout", 2.0),
+            # redis-py's pool that waits for a free connection serialises every checkout through one
+            # lock; this one does not, and refuses (503) only past the limit, a sign of overload.
+            "max_connections": options.get("max_connections", 1000),
             # One quick retry on a broken connection (a restarted server leaves dead ones in the
             # pool). Timeouts are not retried: the request's own deadline is already running.
             "retry": Retry(ExponentialWithJitterBackoff(cap=0.1, base=0.01), 2, (RedisConnectionError,)),
@@ -593,18 +622,7 @@ class _UrlConfig:
 
     def redis_client(self) -> Redis:
         (host, port) = self.hosts[0]
-        kwargs = self._connection_kwargs()
-        # Requests beyond max_connections wait for a free connection instead of failing.
-        pool = BlockingConnectionPool(
-            connection_class=SSLConnection if self.tls else Connection,
-            max_connections=self.options.get("max_connections", 100),
-            timeout=kwargs["socket_timeout"],
-            host=host,
-            port=port,
-            db=self.db,
-            **kwargs,
-        )
-        return Redis.from_pool(pool)
+        return Redis(host=host, port=port, db=self.db, ssl=self.tls, **self._connection_kwargs())
 
     def sentinel_client(self) -> tuple[Sentinel, Redis]:
         kwargs = self._connection_kwargs()
@@ -616,8 +634,6 @@ class _UrlConfig:
         }
         if self.tls:
             kwargs["ssl"] = True
-        if "max_connections" in self.options:
-            kwargs["max_connections"] = self.options["max_connections"]
         sentinel = Sentinel(self.hosts, sentinel_kwargs=sentinel_kwargs, **kwargs)  # type: ignore[no-untyped-call]
         return sentinel, sentinel.master_for(self.service_name, redis_class=Redis, db=self.db)
 
@@ -627,7 +643,6 @@ class _UrlConfig:
         return RedisCluster(
             startup_nodes=[ClusterNode(host, port) for host, port in self.hosts],
             ssl=self.tls,
-            max_connections=self.options.get("max_connections", 100),
             **kwargs,
         )
 
