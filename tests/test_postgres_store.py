@@ -7,7 +7,7 @@ import socket
 import sys
 import time
 from collections.abc import AsyncIterator, Iterator
-from typing import Annotated
+from typing import Annotated, Any
 
 import asyncpg
 import pytest
@@ -223,6 +223,48 @@ async def test_the_background_task_deletes_expired_rows(table: str) -> None:
     assert store._cleanup_task is None
 
 
+@pytest.mark.anyio
+async def test_an_update_is_one_statement_and_a_conflict_costs_one_more(table: str) -> None:
+    queries: list[str] = []
+
+    def record(query: Any) -> None:
+        if not query.query.startswith("SELECT pg_advisory_unlock_all()"):  # the pool's reset on release
+            queries.append(query.query)
+
+    async def log_queries(connection: Any) -> None:
+        connection.add_query_logger(record)
+
+    pool = await asyncpg.create_pool(DSN, min_size=1, max_size=1, init=log_queries)
+    try:
+        async with PostgresStore(pool, table=table, cleanup_interval=0) as store:
+            await store.create("k", {"a": 1}, ttl=TTL, user_id=None)
+            queries.clear()
+            assert await store.update("k", {"b": 2}, removed=["a"], ttl=TTL) is UpdateResult.UPDATED
+            assert [query.split()[0] for query in queries] == ["UPDATE"]
+            queries.clear()
+            assert await store.update("k", {"b": 3}, ttl=TTL, expected_version=2) is UpdateResult.UPDATED
+            assert await store.update("k", {"b": 4}, ttl=TTL, expected_version=2) is UpdateResult.CONFLICT
+            assert [query.split()[0] for query in queries] == ["UPDATE", "UPDATE", "SELECT"]
+            queries.clear()
+            assert await store.load_many(["k", "x", "y"]) == [await store.load("k"), None, None]
+            assert [query.split()[0] for query in queries] == ["SELECT", "SELECT"]
+    finally:
+        await pool.close()
+
+
+@pytest.mark.anyio
+async def test_the_store_pool_spends_no_round_trip_on_resetting_connections(table: str) -> None:
+    queries: list[str] = []
+    async with PostgresStore.from_url(f"{DSN}?table={table}&cleanup_interval=0&min_size=1&max_size=1") as store:
+        assert store.pool is not None
+        async with store.pool.acquire() as connection:
+            connection.add_query_logger(lambda record: queries.append(record.query))
+        queries.clear()
+        await store.create("k", {"a": 1}, ttl=TTL, user_id=None)
+        await store.load("k")
+        assert [query.split()[0] for query in queries] == ["INSERT", "SELECT"]
+
+
 # Data the database could not hold as it is.
 
 
@@ -306,13 +348,16 @@ def test_from_url_keeps_store_options_out_of_the_dsn() -> None:
     assert store._dsn == "postgres://app:pw@db.internal:6432/app?sslmode=require&application_name=shop"
     assert store.table == "web.sessions"
     assert (store.cleanup_interval, store.cleanup_batch, store.create_table) == (60.0, 50, False)
-    assert store._pool_options == {
-        "min_size": 2,
-        "max_size": 4,
-        "command_timeout": 3.0,
-        "timeout": 2.0,
-        "statement_cache_size": 0,
-    }
+    assert (
+        store._pool_options.items()
+        >= {
+            "min_size": 2,
+            "max_size": 4,
+            "command_timeout": 3.0,
+            "timeout": 2.0,
+            "statement_cache_size": 0,
+        }.items()
+    )
     assert store._where == "db.internal:6432/app"  # no password in messages
 
 
