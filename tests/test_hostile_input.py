@@ -68,6 +68,10 @@ def build_app(sessions: SessionManager[UserSession]) -> FastAPI:
     async def page(session: Session, name: str) -> dict[str, Any]:
         return {"name": name, "theme": session.theme}
 
+    @app.get("/csrf")
+    async def csrf(session: Session) -> dict[str, str]:
+        return {"token": session.csrf_token}
+
     @app.post("/transfer")
     async def transfer(session: Annotated[UserSession, Depends(sessions.require_csrf)]) -> dict[str, bool]:
         return {"ok": True}
@@ -256,6 +260,33 @@ def test_look_alike_cookie_names_are_not_the_session(h: Harness) -> None:
         response = h.attacker().get("/me", headers={"cookie": f"{name}={valid}"})
         assert response.status_code == 401, name
     assert h.store.writes == 0
+
+
+HOSTILE_CSRF: dict[str, dict[str, Any]] = {
+    "non-ascii-token-header": {"headers": {"x-csrf-token": "t\u00e9\u00e9".encode("latin-1")}},
+    "non-ascii-token-form": {"data": {"csrf_token": "\u4f1a\u8bdd"}},
+    "non-ascii-token-multipart": {"files": {"csrf_token": (None, "\u2603".encode())}},
+    "huge-token": {"headers": {"x-csrf-token": "A" * 20_000}},
+    "unparsable-referer": {"headers": {"referer": "https://[evil.example/"}, "with_token": True},
+    "unclosed-ipv6-referer": {"headers": {"referer": "http://[::1"}, "with_token": True},
+    "non-ascii-origin": {"headers": {"origin": "https://testserver\u00e9".encode("latin-1")}, "with_token": True},
+    "null-origin": {"headers": {"origin": "null"}, "with_token": True},
+    "garbage-referer": {"headers": {"referer": "\x01\x02"}, "with_token": True},
+}
+
+
+@pytest.mark.parametrize("case", list(HOSTILE_CSRF))
+def test_hostile_csrf_headers_are_refused(h: Harness, case: str) -> None:
+    token = h.victim.get("/csrf").json()["token"]
+    spec = dict(HOSTILE_CSRF[case])
+    headers: dict[str, str | bytes] = dict(spec.pop("headers", {}))
+    if spec.pop("with_token", False):
+        headers["x-csrf-token"] = token
+    with no_writes(h):
+        response = h.victim.post("/transfer", headers=headers, **spec)
+    assert response.status_code == 403, response.text
+    assert response.json()["detail"].startswith("CSRF check failed")
+    assert h.victim.post("/transfer", headers={"x-csrf-token": token}).status_code == 200
 
 
 def test_a_huge_user_agent_is_stored_truncated(h: Harness) -> None:
