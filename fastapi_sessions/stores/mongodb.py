@@ -1,0 +1,363 @@
+"""`MongoStore`: sessions in a MongoDB collection, one document per session.
+
+A document looks like ``{_id: key, d: {field: value, ...}, u: user_id | null, v: version, exp: date}``.
+MongoDB removes expired documents itself through a TTL index on ``exp``, but its TTL monitor runs only
+once a minute, so every read also filters on ``exp`` and a document past its expiry is never returned.
+"""
+
+import logging
+import time
+import warnings
+from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from datetime import UTC, datetime, timedelta
+from typing import Any
+from urllib.parse import unquote, urlsplit, urlunsplit
+
+from fastapi_sessions.exceptions import SessionConfigError, StoreError, StoreUnavailableError
+from fastapi_sessions.stores import missing_driver
+from fastapi_sessions.stores.base import SessionStore, StoredSession, UpdateResult
+
+try:
+    from pymongo import ASCENDING, AsyncMongoClient, MongoClient
+    from pymongo.collection import Collection as SyncCollection
+    from pymongo.database import Database as SyncDatabase
+    from pymongo.errors import (
+        ConfigurationError,
+        ConnectionFailure,
+        ExecutionTimeout,
+        InvalidName,
+        OperationFailure,
+        PyMongoError,
+        WTimeoutError,
+    )
+except ImportError as exc:  # pragma: no cover - exercised by a test that hides pymongo
+    raise missing_driver("mongodb", "pymongo") from exc
+
+__all__ = ["MongoStore"]
+
+logger = logging.getLogger("fastapi_sessions")
+
+DEFAULT_DATABASE = "fastapi_sessions"
+DEFAULT_COLLECTION = "sessions"
+
+# Without these a dead server holds each request for pymongo's defaults (30 s to select a server, 20 s
+# to connect), far past SESSION_STORE_TIMEOUT. Server selection gives up just under the default 2 s store
+# timeout, so the driver's own diagnosis ("connection refused") is what gets logged. A URL that names
+# an option keeps its own value.
+_DEFAULT_TIMEOUTS_MS = {"serverSelectionTimeoutMS": 1500, "connectTimeoutMS": 2000, "socketTimeoutMS": 2000}
+_STORE_OPTIONS = ("collection", "create_indexes")
+
+# ConnectionFailure covers AutoReconnect, NetworkTimeout, NotPrimaryError and ServerSelectionTimeoutError.
+# A ConfigurationError during an operation is a failed DNS lookup of a mongodb+srv:// host.
+_UNAVAILABLE = (ConnectionFailure, ExecutionTimeout, WTimeoutError, ConfigurationError)
+
+_PROJECTION = {"d": 1, "u": 1, "v": 1}
+
+
+class MongoStore(SessionStore):
+    """Sessions in a MongoDB collection, expired by a TTL index.
+
+    Build it from a URL with `from_url`, or hand it a client, database or collection you already
+    have: pymongo's ``AsyncMongoClient`` (and its ``AsyncDatabase`` / ``AsyncCollection``), or Motor's
+    ``AsyncIOMotorClient`` and friends. A client the store did not create is never closed by it.
+
+    Args:
+        target: A client, a database or a collection.
+        database: With a client: the database to use (default ``fastapi_sessions``).
+        collection: With a client or database: the collection to use (default ``sessions``).
+        create_indexes: Create the TTL index on ``exp`` and the index on ``u`` when the store opens.
+            Turn off when the application's database user may not create indexes and they were
+            created beforehand.
+        clock: Returns the current time in seconds; expiry dates are computed and compared with it.
+
+    Raises:
+        TypeError: ``target`` is not an asynchronous MongoDB client, database or collection.
+        SessionConfigError: a database or collection name is invalid.
+    """
+
+    def __init__(
+        self,
+        target: Any,
+        *,
+        database: str | None = None,
+        collection: str | None = None,
+        create_indexes: bool = True,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self._clock = clock
+        self._indexes_ready = not create_indexes
+        self._make_client: Callable[[], Any] | None = None  # set by from_url: the store owns that client
+        self._owned_client: Any = None
+        self._names = (database, collection)
+        self._collection: Any = _collection_of(target, database, collection)
+        self._hosts: str | None = None  # from the URL; otherwise asked of the client when needed
+
+    @classmethod
+    def from_url(cls, url: str) -> "MongoStore":
+        """Build from ``mongodb://[user:password@]host[:port][,host...]/[database][?options]``.
+
+        ``mongodb+srv://`` works too. The database comes from the path (default ``fastapi_sessions``).
+        Besides the driver's own options, the query may hold ``collection=`` (default ``sessions``) and
+        ``create_indexes=false``; these are removed before the URI reaches ``AsyncMongoClient``.
+        ``serverSelectionTimeoutMS`` defaults to 1500, ``connectTimeoutMS`` and ``socketTimeoutMS`` to 2000.
+
+        Raises:
+            SessionConfigError: the URL is malformed, or an option is unknown or has a bad value.
+        """
+        shown = url.split("@")[-1]  # never put a password in an error message
+        try:
+            parts = urlsplit(url)
+        except ValueError as exc:
+            raise SessionConfigError(f"SESSION_STORE_URL {shown!r}: {exc}") from None
+        if parts.scheme.lower() not in ("mongodb", "mongodb+srv"):
+            raise SessionConfigError(
+                f"SESSION_STORE_URL {shown!r}: MongoStore needs a mongodb:// or mongodb+srv:// URL"
+            )
+        if not parts.hostname:
+            raise SessionConfigError(
+                f"SESSION_STORE_URL {shown!r}: no MongoDB host, e.g. mongodb://localhost:27017/app"
+            )
+        kept: list[str] = []
+        store_options: dict[str, str] = {}
+        for item in parts.query.replace(";", "&").split("&"):
+            name, _, value = item.partition("=")
+            if name.lower() in _STORE_OPTIONS:
+                store_options[name.lower()] = unquote(value)
+            elif item:
+                kept.append(item)
+        collection = store_options.get("collection", DEFAULT_COLLECTION)
+        create_indexes = store_options.get("create_indexes", "true").lower()
+        if create_indexes not in ("true", "false"):
+            raise SessionConfigError(f"SESSION_STORE_URL {shown!r}: create_indexes must be true or false")
+        database = unquote(parts.path.lstrip("/")) or DEFAULT_DATABASE
+        given = {item.partition("=")[0].lower() for item in kept}
+        timeouts: dict[str, Any] = {name: ms for name, ms in _DEFAULT_TIMEOUTS_MS.items() if name.lower() not in given}
+        uri = urlunsplit((parts.scheme, parts.netloc, parts.path, "&".join(kept), parts.fragment))
+
+        def make_client() -> Any:
+            return AsyncMongoClient(uri, **timeouts)
+
+        try:
+            with warnings.catch_warnings():
+                # pymongo only warns about an unknown option or a bad value, then ignores it.
+                warnings.simplefilter("error", UserWarning)
+                client = make_client()
+            store = cls(client, database=database, collection=collection, create_indexes=create_indexes == "true")
+        except (PyMongoError, UserWarning, ValueError, TypeError) as exc:
+            raise SessionConfigError(f"SESSION_STORE_URL {shown!r}: {exc}") from None
+        store._make_client = make_client
+        store._owned_client = client
+        store._hosts = parts.netloc.rsplit("@", 1)[-1]
+        return store
+
+    @property
+    def collection(self) -> Any:
+        """The collection sessions are kept in."""
+        if self._make_client is not None and self._owned_client is None:
+            # A store built by from_url and closed: an AsyncMongoClient cannot be reused after close
+            # (nor from another event loop), so reopening means a new client.
+            self._owned_client = self._make_client()
+            self._collection = _collection_of(self._owned_client, *self._names)
+        return self._collection
+
+    async def open(self) -> None:
+        """Create the indexes (unless ``create_indexes`` is off).
+
+        An unreachable server does not stop the application from starting: the failure is logged and
+        the indexes are created by the first operation that reaches the server.
+        """
+        if self._indexes_ready:
+            return
+        try:
+            await self._ensure_indexes()
+        except StoreUnavailableError as exc:
+            logger.warning("%s; the indexes will be created on first use", exc)
+
+    async def close(self) -> None:
+        """Close the client if the store created it (`from_url`); a client passed in is left open."""
+        client, self._owned_client = self._owned_client, None
+        if client is not None:
+            await client.close()
+
+    async def _ensure_indexes(self, before: str = "") -> None:
+        collection = self.collection
+        with self._unavailable(f"creating indexes{before}"):
+            try:
+                # expireAfterSeconds=0: each document expires at the date in its own exp field.
+                await collection.create_index([("exp", ASCENDING)], expireAfterSeconds=0)
+                await collection.create_index([("u", ASCENDING)])
+            except OperationFailure as exc:
+                if isinstance(exc, _UNAVAILABLE) or exc.timeout:
+                    raise
+                # An index of the same name with other options, or a user without the createIndex right.
+                raise SessionConfigError(
+                    f"MongoStore could not create its indexes on {collection.full_name} (exp with "
+                    f"expireAfterSeconds=0, and u): {exc}. Drop the conflicting index or use another collection; "
+                    "or create the indexes beforehand and pass create_indexes=False (create_indexes=false in the URL)"
+                ) from None
+        self._indexes_ready = True
+
+    async def _ready(self, operation: str) -> Any:
+        if not self._indexes_ready:
+            await self._ensure_indexes(f" before {operation}")
+        return self.collection
+
+    @contextmanager
+    def _unavailable(self, operation: str) -> Iterator[None]:
+        """Turn the driver's connection and timeout errors into `StoreUnavailableError`."""
+        try:
+            yield
+        except PyMongoError as exc:
+            if not (isinstance(exc, _UNAVAILABLE) or getattr(exc, "timeout", False)):
+                raise
+            detail = str(exc).split(", Topology Description:")[0]
+            raise StoreUnavailableError(
+                f"MongoStore: {operation} on {self._where()} failed: {type(exc).__name__}: {detail}"
+            ) from exc
+
+    def _where(self) -> str:
+        collection = self._collection
+        hosts = self._hosts or "MongoDB"
+        if self._hosts is None:
+            try:
+                addresses = collection.database.client.topology_description.server_descriptions()
+                hosts = ",".join(f"{host}:{port}" for host, port in addresses)
+            except Exception:  # a client without pymongo's topology (a test double): names suffice
+                pass
+        return f"MongoDB at {hosts}, collection {collection.full_name}"
+
+    def _now(self) -> datetime:
+        return datetime.fromtimestamp(self._clock(), UTC)
+
+    @staticmethod
+    def _expiry(now: datetime, ttl: float) -> datetime:
+        # BSON dates hold milliseconds: round up, so a record never expires before its time to live.
+        exp = now + timedelta(seconds=ttl)
+        return exp + timedelta(microseconds=-exp.microsecond % 1000)
+
+    async def load(self, key: str) -> StoredSession | None:
+        collection = await self._ready("load")
+        with self._unavailable("load"):
+            document = await collection.find_one({"_id": key, "exp": {"$gt": self._now()}}, _PROJECTION)
+        return None if document is None else _stored(document)
+
+    async def load_many(self, keys: Sequence[str]) -> list[StoredSession | None]:
+        if not keys:
+            return []
+        collection = await self._ready("load_many")
+        found: dict[str, StoredSession] = {}
+        with self._unavailable("load_many"):
+            async for document in collection.find(
+                {"_id": {"$in": list(keys)}, "exp": {"$gt": self._now()}}, _PROJECTION
+            ):
+                found[document["_id"]] = _stored(document)
+        return [found.get(key) for key in keys]
+
+    async def create(self, key: str, data: Mapping[str, Any], *, ttl: float, user_id: str | None) -> None:
+        for name in data:
+            _check_field(name)
+        collection = await self._ready("create")
+        document = {"_id": key, "d": dict(data), "u": user_id, "v": 1, "exp": self._expiry(self._now(), ttl)}
+        with self._unavailable("create"):
+            await collection.replace_one({"_id": key}, document, upsert=True)
+
+    async def update(
+        self,
+        key: str,
+        changes: Mapping[str, Any],
+        *,
+        removed: Collection[str] = (),
+        ttl: float,
+        expected_version: int | None = None,
+    ) -> UpdateResult:
+        unset = {f"d.{_check_field(name)}": "" for name in removed}
+        set_ = {f"d.{_check_field(name)}": value for name, value in changes.items() if name not in removed}
+        now = self._now()
+        set_["exp"] = self._expiry(now, ttl)
+        operations: dict[str, Any] = {"$set": set_, "$inc": {"v": 1}}
+        if unset:
+            operations["$unset"] = unset
+        live = {"_id": key, "exp": {"$gt": now}}
+        query = live if expected_version is None else {**live, "v": expected_version}
+        collection = await self._ready("update")
+        with self._unavailable("update"):
+            result = await collection.update_one(query, operations)
+            if result.matched_count:
+                return UpdateResult.UPDATED
+            if expected_version is None:
+                return UpdateResult.MISSING
+            # Only here is a second query needed: was the record gone, or at another version?
+            exists = await collection.find_one(live, {"_id": 1})
+        return UpdateResult.MISSING if exists is None else UpdateResult.CONFLICT
+
+    async def delete(self, key: str, *, user_id: str | None = None) -> bool:
+        collection = await self._ready("delete")
+        now = self._now()
+        with self._unavailable("delete"):
+            result = await collection.delete_one({"_id": key, "exp": {"$gt": now}})
+            if result.deleted_count:
+                return True
+            # An expired record the TTL monitor has not removed yet goes too, but it was not live.
+            await collection.delete_one({"_id": key, "exp": {"$lte": now}})
+        return False
+
+    async def user_keys(self, user_id: str) -> list[str]:
+        if not isinstance(user_id, str):
+            raise TypeError(f"user_id must be a string, got {type(user_id).__name__}")
+        collection = await self._ready("user_keys")
+        # $eq: the user ID is compared as a value, whatever it holds, and never read as an operator.
+        query = {"u": {"$eq": user_id}, "exp": {"$gt": self._now()}}
+        with self._unavailable("user_keys"):
+            return [document["_id"] async for document in collection.find(query, {"_id": 1})]
+
+    async def cleanup(self) -> int:
+        """Delete expired documents now. MongoDB's TTL monitor does the same about once a minute."""
+        collection = await self._ready("cleanup")
+        with self._unavailable("cleanup"):
+            result = await collection.delete_many({"exp": {"$lte": self._now()}})
+        return int(result.deleted_count)
+
+
+def _collection_of(target: Any, database: str | None, collection: str | None) -> Any:
+    """The collection that ``target`` (a client, database or collection) and the names point to."""
+    if isinstance(target, MongoClient | SyncDatabase | SyncCollection):
+        raise TypeError(
+            "MongoStore needs an asynchronous client: use pymongo.AsyncMongoClient instead of pymongo.MongoClient"
+        )
+    # Looked up on the type: database and client objects answer any attribute with a collection or database.
+    kind = type(target)
+    try:
+        if callable(getattr(kind, "find_one_and_update", None)):
+            if database is not None or collection is not None:
+                raise TypeError("MongoStore was given a collection: database= and collection= do not apply")
+            return target
+        if callable(getattr(kind, "get_collection", None)):
+            if database is not None:
+                raise TypeError("MongoStore was given a database: database= does not apply")
+            return target.get_collection(DEFAULT_COLLECTION if collection is None else collection)
+        if callable(getattr(kind, "get_database", None)):
+            database = DEFAULT_DATABASE if database is None else database
+            return target.get_database(database).get_collection(
+                DEFAULT_COLLECTION if collection is None else collection
+            )
+    except InvalidName as exc:
+        raise SessionConfigError(f"MongoStore: {exc}") from None
+    raise TypeError(
+        "MongoStore needs a MongoDB client, database or collection (pymongo's AsyncMongoClient or "
+        f"Motor's AsyncIOMotorClient), got {target!r}"
+    )
+
+
+def _check_field(name: str) -> str:
+    """Return ``name``, which becomes part of an update path, or refuse it."""
+    if not name or "." in name or "$" in name or "\x00" in name:
+        raise StoreError(
+            f"MongoStore cannot store a session field named {name!r}: a field name must not be empty or "
+            "contain '.', '$' or NUL, since it becomes part of a MongoDB update path; rename the field"
+        )
+    return name
+
+
+def _stored(document: Mapping[str, Any]) -> StoredSession:
+    return StoredSession(dict(document.get("d") or {}), int(document.get("v", 1)), document.get("u"))

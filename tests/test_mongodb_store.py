@@ -1,0 +1,488 @@
+"""MongoStore beyond the contract: document shape, indexes, URLs, drivers, hostile input and faults.
+
+The store-level tests run on mongomock-motor; no MongoDB server can be installed where CI runs. The
+driver tests build real pymongo and Motor clients, which cannot connect here: they check what the
+store does with them, and that an unreachable server is a `StoreUnavailableError` (HTTP 503).
+"""
+
+import gc
+import importlib
+import sys
+import time
+import warnings
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager
+from datetime import UTC, datetime
+from typing import Annotated, Any, cast
+
+import pytest
+from fastapi import Depends, FastAPI
+from mongomock_motor import AsyncMongoMockClient
+from motor.motor_asyncio import AsyncIOMotorClient
+from pymongo import AsyncMongoClient, MongoClient
+
+from fastapi_sessions import (
+    AuthSession,
+    SessionConfigError,
+    StoreError,
+    StoreUnavailableError,
+    UpdateResult,
+    store_from_url,
+)
+from fastapi_sessions.signing import new_session_id
+from fastapi_sessions.stores.mongodb import MongoStore
+from tests.support import FakeClock, client, free_port, make_manager, set_cookies
+
+TTL = 60.0
+
+
+def as_utc(value: datetime) -> datetime:
+    """A BSON date as an aware datetime (clients return naive UTC unless tz_aware is set)."""
+    return value if value.tzinfo else value.replace(tzinfo=UTC)
+
+
+@pytest.fixture
+def collect_cancelled_sockets() -> Iterator[None]:
+    """Finalize, quietly, the sockets pymongo's async client leaves behind when closed mid-connect.
+
+    Closing an ``AsyncMongoClient`` cancels its server monitors; a monitor cancelled while it
+    connects drops its socket without closing it (pymongo 4.20), and the ResourceWarning of that
+    socket would surface, as an error, in whichever test the garbage collector happens to run.
+    """
+    yield
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ResourceWarning)
+        gc.collect()
+
+
+@pytest.fixture
+def clock() -> FakeClock:
+    return FakeClock()
+
+
+@pytest.fixture
+async def store(clock: FakeClock) -> AsyncIterator[MongoStore]:
+    async with MongoStore(AsyncMongoMockClient(), database="fs_test", clock=clock) as opened:
+        yield opened
+
+
+# The document and the indexes.
+
+
+@pytest.mark.anyio
+async def test_document_shape(store: MongoStore, clock: FakeClock) -> None:
+    clock.now = 1_800_000_000.0004  # sub-millisecond: the expiry rounds up to the next millisecond
+    await store.create("k1", {"theme": "dark", "_created": 1.0}, ttl=30, user_id="alice")
+    document = await store.collection.find_one({"_id": "k1"})
+    assert set(document) == {"_id", "d", "u", "v", "exp"}
+    assert document["d"] == {"theme": "dark", "_created": 1.0}
+    assert document["u"] == "alice"
+    assert document["v"] == 1
+    assert as_utc(document["exp"]) == datetime.fromtimestamp(1_800_000_030.001, UTC)
+
+    clock.advance(10)
+    assert await store.update("k1", {"theme": "light", "lang": "fr"}, removed=["_created"], ttl=30) is (
+        UpdateResult.UPDATED
+    )
+    document = await store.collection.find_one({"_id": "k1"})
+    assert document["d"] == {"theme": "light", "lang": "fr"}
+    assert document["v"] == 2
+    assert as_utc(document["exp"]) == datetime.fromtimestamp(1_800_000_040.001, UTC)
+
+
+@pytest.mark.anyio
+async def test_anonymous_sessions_store_a_null_user(store: MongoStore) -> None:
+    await store.create("k1", {"n": 1}, ttl=TTL, user_id=None)
+    document = await store.collection.find_one({"_id": "k1"})
+    assert document["u"] is None
+
+
+@pytest.mark.anyio
+async def test_open_creates_a_ttl_index_and_a_user_index(store: MongoStore) -> None:
+    await store.open()  # again: creating the indexes is idempotent (several workers each do it)
+    indexes = await store.collection.index_information()
+    assert indexes["exp_1"]["key"] == [("exp", 1)]
+    assert indexes["exp_1"]["expireAfterSeconds"] == 0
+    assert indexes["u_1"]["key"] == [("u", 1)]
+
+
+@pytest.mark.anyio
+async def test_create_indexes_false_creates_none() -> None:
+    async with MongoStore(AsyncMongoMockClient(), create_indexes=False) as store:
+        await store.create("k1", {"n": 1}, ttl=TTL, user_id=None)
+        assert set(await store.collection.index_information()) == {"_id_"}
+
+
+@pytest.mark.anyio
+async def test_a_conflicting_index_is_a_config_error() -> None:
+    collection: Any = AsyncMongoMockClient()["fs_test"]["sessions"]
+    await collection.create_index([("exp", 1)], expireAfterSeconds=3600)
+    with pytest.raises(SessionConfigError, match="create_indexes"):
+        await MongoStore(collection).open()
+
+
+# Expiry: the TTL monitor runs once a minute, so reads filter on exp themselves.
+
+
+@pytest.mark.anyio
+async def test_a_document_past_exp_is_never_returned(store: MongoStore, clock: FakeClock) -> None:
+    # Expired by the store's clock, ahead of the real one: mongomock, which applies TTL indexes by the
+    # real clock when it reads, keeps the document, as MongoDB does until its TTL monitor runs.
+    past = datetime.fromtimestamp(clock.now - 5, UTC)
+    await store.collection.insert_one({"_id": "old", "d": {"n": 1}, "u": "alice", "v": 3, "exp": past})
+    assert await store.collection.find_one({"_id": "old"}) is not None  # still there: the monitor lags
+
+    assert await store.load("old") is None
+    assert await store.load_many(["old"]) == [None]
+    assert await store.user_keys("alice") == []
+    assert await store.update("old", {"n": 2}, ttl=TTL) is UpdateResult.MISSING
+    assert await store.update("old", {"n": 2}, ttl=TTL, expected_version=3) is UpdateResult.MISSING
+    assert not await store.replace("old", "new", {"n": 1}, ttl=TTL, user_id="alice", old_user_id="alice")
+    assert await store.load("new") is None
+    assert await store.collection.find_one({"_id": "old"}) is None  # replace's delete removed it
+
+
+@pytest.mark.anyio
+async def test_expiry_follows_the_store_clock(store: MongoStore, clock: FakeClock) -> None:
+    await store.create("k1", {"n": 1}, ttl=10, user_id="alice")
+    clock.advance(9.9)
+    assert await store.load("k1") is not None
+    clock.advance(0.2)
+    assert await store.load("k1") is None
+    assert await store.user_keys("alice") == []
+
+
+@pytest.mark.anyio
+async def test_delete_of_an_expired_document_removes_it_but_reports_false(store: MongoStore, clock: FakeClock) -> None:
+    await store.create("k1", {"n": 1}, ttl=10, user_id=None)
+    clock.advance(11)
+    assert await store.delete("k1") is False
+    assert await store.collection.find_one({"_id": "k1"}) is None
+
+
+@pytest.mark.anyio
+async def test_cleanup_deletes_expired_documents_and_counts_them(store: MongoStore, clock: FakeClock) -> None:
+    await store.create("short1", {"n": 1}, ttl=10, user_id=None)
+    await store.create("short2", {"n": 1}, ttl=10, user_id="alice")
+    await store.create("long", {"n": 1}, ttl=100, user_id=None)
+    clock.advance(11)
+    assert await store.cleanup() == 2
+    assert [document["_id"] async for document in store.collection.find({}, {"_id": 1})] == ["long"]
+    assert await store.cleanup() == 0
+
+
+# Updates.
+
+
+@pytest.mark.anyio
+async def test_version_mismatch_on_a_live_record_is_a_conflict_and_writes_nothing(store: MongoStore) -> None:
+    await store.create("k1", {"n": 1}, ttl=TTL, user_id=None)
+    assert await store.update("k1", {"n": 2}, ttl=TTL, expected_version=7) is UpdateResult.CONFLICT
+    assert await store.update("ghost", {"n": 2}, ttl=TTL, expected_version=7) is UpdateResult.MISSING
+    loaded = await store.load("k1")
+    assert loaded is not None and loaded.data == {"n": 1} and loaded.version == 1
+
+
+@pytest.mark.anyio
+async def test_a_field_both_changed_and_removed_is_removed(store: MongoStore) -> None:
+    await store.create("k1", {"a": 1, "b": 1}, ttl=TTL, user_id=None)
+    assert await store.update("k1", {"a": 2, "b": 2}, removed=["a"], ttl=TTL) is UpdateResult.UPDATED
+    loaded = await store.load("k1")
+    assert loaded is not None and loaded.data == {"b": 2}
+
+
+@pytest.mark.anyio
+async def test_an_update_touching_no_field_still_resets_expiry_and_bumps_version(
+    store: MongoStore, clock: FakeClock
+) -> None:
+    await store.create("k1", {"a": 1}, ttl=10, user_id=None)
+    clock.advance(9)
+    assert await store.update("k1", {}, ttl=10) is UpdateResult.UPDATED
+    clock.advance(9)
+    loaded = await store.load("k1")
+    assert loaded is not None and loaded.data == {"a": 1} and loaded.version == 2
+
+
+# Hostile input: user IDs are values, field names never become paths of their own choosing.
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize(
+    "hostile", ['{"$ne": null}', '{"$gt": ""}', "$ne", "$where", ".*", "^a", "a.b", "u", "null", "\x00"]
+)
+async def test_hostile_user_ids_match_only_themselves(store: MongoStore, hostile: str) -> None:
+    await store.create("alice", {"n": 1}, ttl=TTL, user_id="alice")
+    await store.create("anonymous", {"n": 1}, ttl=TTL, user_id=None)
+    await store.create("hostile", {"n": 1}, ttl=TTL, user_id=hostile)
+    assert await store.user_keys(hostile) == ["hostile"]
+    assert (await store.collection.find_one({"_id": "hostile"}))["u"] == hostile
+
+
+@pytest.mark.anyio
+async def test_a_user_id_that_is_not_a_string_is_refused(store: MongoStore) -> None:
+    await store.create("alice", {"n": 1}, ttl=TTL, user_id="alice")
+    with pytest.raises(TypeError, match="user_id must be a string"):
+        await store.user_keys(cast(Any, {"$ne": None}))
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize("name", ["a.b", "$set", "a$b", "", "a\x00b", "exp", "d"])
+async def test_field_names_that_would_change_an_update_path_are_refused(store: MongoStore, name: str) -> None:
+    if name in ("exp", "d"):
+        # Plain names are fine: they live under "d.", away from the document's own fields.
+        await store.create("k1", {name: 1}, ttl=TTL, user_id=None)
+        assert await store.update("k1", {name: 2}, ttl=TTL) is UpdateResult.UPDATED
+        loaded = await store.load("k1")
+        assert loaded is not None and loaded.data == {name: 2}
+        return
+    await store.create("k1", {"a": 1}, ttl=TTL, user_id=None)
+    with pytest.raises(StoreError, match="field named"):
+        await store.create("k2", {name: 1}, ttl=TTL, user_id=None)
+    with pytest.raises(StoreError, match="field named"):
+        await store.update("k1", {name: 1}, ttl=TTL)
+    with pytest.raises(StoreError, match="field named"):
+        await store.update("k1", {"a": 2}, removed=[name], ttl=TTL)
+    assert await store.load("k2") is None
+    loaded = await store.load("k1")
+    assert loaded is not None and loaded.data == {"a": 1} and loaded.version == 1
+
+
+@pytest.mark.anyio
+async def test_nested_keys_are_stored_as_data(store: MongoStore) -> None:
+    data = {"prefs": {"$set": {"v": 1}, "a.b": "c"}}
+    await store.create("k1", data, ttl=TTL, user_id=None)
+    assert await store.update("k1", {"more": {"$inc": {"v": 1}}}, ttl=TTL) is UpdateResult.UPDATED
+    loaded = await store.load("k1")
+    assert loaded is not None and loaded.data == {**data, "more": {"$inc": {"v": 1}}} and loaded.version == 2
+
+
+# URLs.
+
+
+def client_of(store: MongoStore) -> Any:
+    return store.collection.database.client
+
+
+def test_from_url_defaults() -> None:
+    store = MongoStore.from_url("mongodb://127.0.0.1:27017")
+    assert store.collection.full_name == "fastapi_sessions.sessions"
+    mongo = client_of(store)
+    assert isinstance(mongo, AsyncMongoClient)
+    assert mongo.options.server_selection_timeout == 1.5
+    assert mongo.options.pool_options.connect_timeout == 2.0
+    assert mongo.options.pool_options.socket_timeout == 2.0
+
+
+def test_from_url_database_collection_and_options() -> None:
+    store = MongoStore.from_url(
+        "mongodb://app:s%40cret@db1.example:27017,db2.example:27018/app_db"
+        "?replicaSet=rs0&Collection=web_sessions&w=majority&serverselectiontimeoutms=700&socketTimeoutMS=5000"
+    )
+    assert store.collection.full_name == "app_db.web_sessions"
+    mongo = client_of(store)
+    assert mongo.options.replica_set_name == "rs0"
+    assert mongo.options.write_concern.document == {"w": "majority"}
+    assert mongo.options.server_selection_timeout == 0.7  # given in any case: kept
+    assert mongo.options.pool_options.socket_timeout == 5.0
+    assert mongo.options.pool_options.connect_timeout == 2.0
+
+
+def test_from_url_srv_does_not_resolve_until_used() -> None:
+    store = MongoStore.from_url("mongodb+srv://app:pw@cluster0.example.invalid/app_db?collection=s")
+    assert store.collection.full_name == "app_db.s"
+
+
+def test_store_from_url_picks_mongo_store() -> None:
+    store = store_from_url("mongodb://localhost/app?collection=s&create_indexes=false")
+    assert isinstance(store, MongoStore)
+    assert store.collection.full_name == "app.s"
+
+
+@pytest.mark.parametrize(
+    ("url", "message"),
+    [
+        ("redis://localhost:6379/0", "mongodb://"),
+        ("mongodb://", "no MongoDB host"),
+        ("mongodb://user:topsecret@localhost:99999/app", "Port"),
+        ("mongodb://localhost/app?serverSelectionTimeoutMS=soon", "serverselectiontimeoutms"),
+        ("mongodb://localhost/app?colection=s", "Unknown option"),
+        ("mongodb://localhost/app.sessions", "database names"),
+        ("mongodb://localhost/app?collection=", "collection names"),
+        ("mongodb://localhost/app?collection=a$b", "collection names"),
+        ("mongodb://localhost/app?create_indexes=maybe", "create_indexes"),
+        ("mongodb://[::1/app", "IPv6"),
+    ],
+)
+def test_bad_urls_are_config_errors(url: str, message: str) -> None:
+    with pytest.raises(SessionConfigError, match=message) as raised:
+        MongoStore.from_url(url)
+    assert "topsecret" not in str(raised.value)
+
+
+# Drivers: pymongo's AsyncMongoClient, Motor, and misuse.
+
+
+@pytest.fixture
+def closed_port() -> int:
+    return free_port()
+
+
+@pytest.mark.usefixtures("collect_cancelled_sockets")
+@pytest.mark.anyio
+@pytest.mark.parametrize("driver", ["pymongo", "motor"])
+async def test_a_client_database_or_collection_is_accepted(driver: str, closed_port: int) -> None:
+    url = f"mongodb://127.0.0.1:{closed_port}"
+    mongo: Any = AsyncMongoClient(url, serverSelectionTimeoutMS=100) if driver == "pymongo" else None
+    if mongo is None:
+        mongo = AsyncIOMotorClient(url, serverSelectionTimeoutMS=100)
+    try:
+        assert MongoStore(mongo).collection.full_name == "fastapi_sessions.sessions"
+        assert MongoStore(mongo, database="app", collection="s").collection.full_name == "app.s"
+        assert MongoStore(mongo["app"]).collection.full_name == "app.sessions"
+        assert MongoStore(mongo["app"], collection="s").collection.full_name == "app.s"
+        store = MongoStore(mongo["app"]["s"])
+        assert store.collection.full_name == "app.s"
+
+        started = time.monotonic()
+        await store.open()  # an unreachable server does not stop the app from starting
+        for operation in (
+            store.load("k1"),
+            store.create("k1", {"n": 1}, ttl=TTL, user_id=None),
+            store.user_keys("alice"),
+        ):
+            with pytest.raises(StoreUnavailableError, match=f"127.0.0.1:{closed_port}") as raised:
+                await operation
+            assert "ServerSelectionTimeoutError" in str(raised.value)
+            assert "app.s" in str(raised.value)
+        assert time.monotonic() - started < 10
+    finally:
+        if driver == "pymongo":
+            await mongo.close()
+        else:
+            mongo.close()
+
+
+@pytest.fixture
+async def pymongo_client(closed_port: int) -> AsyncIterator[AsyncMongoClient[dict[str, Any]]]:
+    mongo: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(
+        f"mongodb://127.0.0.1:{closed_port}", serverSelectionTimeoutMS=100
+    )
+    yield mongo
+    await mongo.close()
+
+
+@pytest.mark.usefixtures("collect_cancelled_sockets")
+@pytest.mark.anyio
+async def test_closing_the_store_leaves_a_client_it_was_given_open(
+    pymongo_client: AsyncMongoClient[dict[str, Any]],
+) -> None:
+    async with MongoStore(pymongo_client, create_indexes=False) as store:
+        with pytest.raises(StoreUnavailableError):
+            await store.load("k1")
+    # Still the server that is missing, not "cannot use MongoClient after close".
+    with pytest.raises(StoreUnavailableError, match="ServerSelectionTimeoutError"):
+        await store.load("k1")
+
+
+@pytest.mark.usefixtures("collect_cancelled_sockets")
+@pytest.mark.anyio
+async def test_a_store_from_url_closes_its_client_and_reopens_with_a_new_one(closed_port: int) -> None:
+    store = MongoStore.from_url(f"mongodb://127.0.0.1:{closed_port}/app?serverSelectionTimeoutMS=100")
+    first = client_of(store)
+    await store.open()
+    with pytest.raises(StoreUnavailableError, match="creating indexes before load"):
+        await store.load("k1")
+    await store.close()
+    with pytest.raises(StoreUnavailableError, match=f"MongoDB at 127.0.0.1:{closed_port}, collection app.sessions"):
+        await store.load("k1")
+    assert client_of(store) is not first
+    await store.close()
+
+
+@pytest.mark.parametrize("mistake", ["sync client", "not a client", "names with a collection", "database twice"])
+def test_misuse_is_a_type_error(mistake: str) -> None:
+    sync: MongoClient[dict[str, Any]] = MongoClient("mongodb://127.0.0.1:1", connect=False)
+    fake: Any = AsyncMongoMockClient()
+    try:
+        with pytest.raises(TypeError, match="MongoStore"):
+            if mistake == "sync client":
+                MongoStore(sync["app"]["s"])
+            elif mistake == "not a client":
+                MongoStore("mongodb://localhost")
+            elif mistake == "names with a collection":
+                MongoStore(fake["app"]["s"], collection="other")
+            else:
+                MongoStore(fake["app"], database="other")
+    finally:
+        sync.close()
+
+
+def test_missing_pymongo_names_the_extra(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in list(sys.modules):
+        if name == "pymongo" or name.startswith("pymongo."):
+            monkeypatch.setitem(sys.modules, name, None)
+    monkeypatch.delitem(sys.modules, "fastapi_sessions.stores.mongodb")
+    with pytest.raises(ImportError, match=r"fastapi-sessions-typed\[mongodb\]") as raised:
+        importlib.import_module("fastapi_sessions.stores.mongodb")
+    assert "'pymongo'" in str(raised.value)
+    with pytest.raises(ImportError, match=r"\[mongodb\]"):
+        store_from_url("mongodb://localhost/app")
+
+
+# Through HTTP: a MongoDB that is down answers 503, never 500, and never sets a cookie.
+
+
+class UserSession(AuthSession):
+    theme: str = "light"
+
+
+@pytest.mark.usefixtures("collect_cancelled_sockets")
+@pytest.mark.parametrize("built_from", ["client", "url"])
+def test_an_unreachable_server_is_a_503_with_retry_after(closed_port: int, built_from: str) -> None:
+    mongo: AsyncMongoClient[dict[str, Any]] | None = None
+    if built_from == "client":
+        mongo = AsyncMongoClient(f"mongodb://127.0.0.1:{closed_port}", serverSelectionTimeoutMS=300)
+        store = MongoStore(mongo)
+    else:
+        store = MongoStore.from_url(f"mongodb://127.0.0.1:{closed_port}/app?serverSelectionTimeoutMS=300")
+    manager = make_manager(UserSession, store)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        yield
+        if mongo is not None:  # the application made this client, so the application closes it
+            await mongo.close()
+
+    app = FastAPI(lifespan=lifespan)
+    manager.install(app)
+
+    @app.get("/health")
+    async def health() -> dict[str, bool]:
+        return {"ok": True}
+
+    @app.get("/me")
+    async def me(session: Annotated[UserSession, Depends(manager)]) -> dict[str, str | None]:
+        return {"user": session.user_id}
+
+    @app.post("/login")
+    async def login(session: Annotated[UserSession, Depends(manager)]) -> dict[str, bool]:
+        session.login("alice")
+        return {"ok": True}
+
+    cookie = f"{manager.cookie_name}={manager.signer.sign(new_session_id())}"
+    with client(app) as browser:
+        assert browser.get("/health").status_code == 200
+
+        started = time.monotonic()
+        response = browser.get("/me", headers={"Cookie": cookie})
+        assert time.monotonic() - started < 3
+        assert response.status_code == 503
+        assert response.headers["Retry-After"] == "5"
+        assert response.json() == {"detail": "Session store unavailable"}
+
+        response = browser.post("/login")
+        assert response.status_code == 503
+        assert response.headers["Retry-After"] == "5"
+        assert set_cookies(response) == []
+
+        assert browser.get("/health").status_code == 200
