@@ -296,6 +296,15 @@ def test_a_huge_user_agent_is_stored_truncated(h: Harness) -> None:
     assert info.user_agent is not None and 0 < len(info.user_agent) <= 256
 
 
+def test_control_characters_in_the_user_agent_are_stored_safely(h: Harness) -> None:
+    browser = Browser(h.client, h.sessions.cookie_name, "x")
+    response = browser.post("/login", params={"uid": "nul-agent"}, headers={"user-agent": b"evil\x00agent\x7f\x1b[31m"})
+    assert response.status_code == 200
+    assert browser.get("/me").status_code == 200
+    (info,) = run(h.client, lambda: h.sessions.list_sessions("nul-agent"))
+    assert info.user_agent == "evil\x00agent\x7f\x1b[31m"
+
+
 def test_injection_through_the_store_api_finds_nothing(h: Harness) -> None:
     """Handles and user IDs reach stores as data, never as a query, pattern or command."""
     for value in ("*", "%", "' OR '1'='1", '{"$ne": null}', ".*", "session:*", "victim*", "VICTIM"):
