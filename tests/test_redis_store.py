@@ -8,6 +8,7 @@ import importlib
 import re
 import sys
 import time
+import uuid
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Annotated, Any
@@ -242,6 +243,61 @@ async def test_user_index_keys_are_hashes_of_hostile_ids(store: RedisStore, shar
     keys = keys_of(shared, store.prefix)
     assert len(keys) == 2 * len(HOSTILE_USER_IDS)
     assert all(re.fullmatch(pattern, key) for key in keys)
+
+
+# Least privilege.
+
+DOCS_PAGE = Path(__file__).resolve().parent.parent / "docs" / "stores" / "redis.md"
+
+
+def documented_acl() -> tuple[list[str], list[str]]:
+    """The ACL rules docs/stores/redis.md gives, and those it adds for a Cluster."""
+    text = DOCS_PAGE.read_text(encoding="utf-8")
+    rules = re.search(r"^\s*ACL SETUSER sessions (.+)$", text, re.MULTILINE)
+    cluster = re.search(r"add `(\+cluster[^`]*)`", text)
+    assert rules is not None and cluster is not None
+    return rules.group(1).split(), cluster.group(1).split()
+
+
+async def exercise(store: RedisStore) -> None:
+    await store.create("k1", {"a": 1}, ttl=TTL, user_id="u1")
+    assert await store.update("k1", {"b": 2}, removed=["a"], ttl=10 * TTL, expected_version=1) is UpdateResult.UPDATED
+    assert await store.replace("k1", "k2", {"b": 2}, ttl=TTL, user_id="u1", old_user_id="u1")
+    assert await store.user_keys("u1") == ["k2"]
+    assert [item.data if item else None for item in await store.load_many(["k2"])] == [{"b": 2}]
+    assert await store.delete("k2", user_id="u1")
+
+
+@pytest.mark.anyio
+async def test_the_documented_acl_is_enough(tmp_path: Path) -> None:
+    rules, _ = documented_acl()
+    server = RedisServer(tmp_path).start()
+    try:
+        with server.client() as admin:
+            admin.execute_command("ACL", "SETUSER", "sessions", *rules)
+        async with RedisStore.from_url(f"redis://sessions:change-me@{HOST}:{server.port}/0") as store:
+            await exercise(store)
+        with server.client() as admin:
+            assert admin.execute_command("ACL", "LOG") == []
+    finally:
+        server.stop()
+
+
+@pytest.mark.anyio
+async def test_the_documented_acl_is_enough_in_a_cluster(redis_cluster_nodes: list[RedisServer]) -> None:
+    rules, cluster_rules = documented_acl()
+    user = f"sessions-{uuid.uuid4().hex[:8]}"
+    for node in redis_cluster_nodes:
+        with node.client() as admin:
+            admin.execute_command("ACL", "SETUSER", user, *rules, *cluster_rules)
+    try:
+        url = f"redis+cluster://{user}:change-me@{HOST}:{redis_cluster_nodes[0].port}"
+        async with RedisStore.from_url(url) as store:
+            await exercise(store)
+    finally:
+        for node in redis_cluster_nodes:
+            with node.client() as admin:
+                admin.execute_command("ACL", "DELUSER", user)
 
 
 # Clients.
