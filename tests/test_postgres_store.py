@@ -428,6 +428,14 @@ async def test_a_store_made_pool_is_closed_and_made_again_on_reopen(store: Postg
     assert await store.load("k") is not None
 
 
+@pytest.mark.anyio
+async def test_a_wrong_database_fails_the_startup_with_a_clear_message() -> None:
+    store = PostgresStore(dsn="postgresql://postgres@127.0.0.1:5432/no_such_db", cleanup_interval=0)
+    with pytest.raises(StoreError, match=r'at 127\.0\.0\.1:5432/no_such_db: .*database "no_such_db" does not exist'):
+        await store.open()
+    await store.close()
+
+
 def test_a_missing_driver_names_the_extra(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setitem(sys.modules, "asyncpg", None)
     monkeypatch.delitem(sys.modules, "fastapi_sessions.stores.postgres")
