@@ -16,20 +16,20 @@ from fastapi_sessions.stores.memory import MemoryStore as MemoryStore
 
 __all__ = ["MemoryStore", "SessionStore", "StoredSession", "UpdateResult", "store_from_url"]
 
-# scheme -> (module, class, extra)
-_SCHEMES: dict[str, tuple[str, str, str]] = {
-    "memory": ("fastapi_sessions.stores.memory", "MemoryStore", ""),
-    "sqlite": ("fastapi_sessions.stores.sqlite", "SQLiteStore", "sqlite"),
-    "redis": ("fastapi_sessions.stores.redis", "RedisStore", "redis"),
-    "rediss": ("fastapi_sessions.stores.redis", "RedisStore", "redis"),
-    "redis+sentinel": ("fastapi_sessions.stores.redis", "RedisStore", "redis"),
-    "rediss+sentinel": ("fastapi_sessions.stores.redis", "RedisStore", "redis"),
-    "redis+cluster": ("fastapi_sessions.stores.redis", "RedisStore", "redis"),
-    "rediss+cluster": ("fastapi_sessions.stores.redis", "RedisStore", "redis"),
-    "postgresql": ("fastapi_sessions.stores.postgres", "PostgresStore", "postgres"),
-    "postgres": ("fastapi_sessions.stores.postgres", "PostgresStore", "postgres"),
-    "mongodb": ("fastapi_sessions.stores.mongodb", "MongoStore", "mongodb"),
-    "mongodb+srv": ("fastapi_sessions.stores.mongodb", "MongoStore", "mongodb"),
+# scheme -> (module, class)
+_SCHEMES: dict[str, tuple[str, str]] = {
+    "memory": ("fastapi_sessions.stores.memory", "MemoryStore"),
+    "sqlite": ("fastapi_sessions.stores.sqlite", "SQLiteStore"),
+    "redis": ("fastapi_sessions.stores.redis", "RedisStore"),
+    "rediss": ("fastapi_sessions.stores.redis", "RedisStore"),
+    "redis+sentinel": ("fastapi_sessions.stores.redis", "RedisStore"),
+    "rediss+sentinel": ("fastapi_sessions.stores.redis", "RedisStore"),
+    "redis+cluster": ("fastapi_sessions.stores.redis", "RedisStore"),
+    "rediss+cluster": ("fastapi_sessions.stores.redis", "RedisStore"),
+    "postgresql": ("fastapi_sessions.stores.postgres", "PostgresStore"),
+    "postgres": ("fastapi_sessions.stores.postgres", "PostgresStore"),
+    "mongodb": ("fastapi_sessions.stores.mongodb", "MongoStore"),
+    "mongodb+srv": ("fastapi_sessions.stores.mongodb", "MongoStore"),
 }
 
 
@@ -46,7 +46,7 @@ def store_from_url(url: str) -> SessionStore:
         raise SessionConfigError(
             f"SESSION_STORE_URL {url.split('@')[-1]!r}: unknown scheme {scheme!r}; use one of {known}"
         )
-    module_name, class_name, _extra = _SCHEMES[scheme]
+    module_name, class_name = _SCHEMES[scheme]
     module = importlib.import_module(module_name)
     store: SessionStore = getattr(module, class_name).from_url(url)
     return store
