@@ -1,17 +1,12 @@
 """`RedisStore`: sessions in Redis (one server, Sentinel or Cluster), one hash per session.
 
-Layout, for the default prefix ``fastapi_sessions:``:
-
-- ``fastapi_sessions:{<key>}``, a hash per session: one field per data field, its value as JSON,
-  plus ``:v`` (the version) and ``:u`` (the user ID, when there is one). Data names never begin
-  with ``:`` (one that does is stored with a second ``:`` in front), so these cannot collide. The
-  braces make the key its own Cluster hash tag. Redis expires the hash itself.
-- ``fastapi_sessions:user:<hash>``, a set per user of the keys of the user's sessions, named by a
-  hash of the user ID (so no user ID is ever a pattern or a key fragment). It expires after the
-  longest session written into it.
+- ``{prefix}{<key>}`` is a hash per session: a field per data field, its value as JSON, and the
+  store's own fields ``:v`` (version), ``:u`` (user ID) and ``:x`` (until when the user's index is
+  known to live). The braces make the key its own Cluster hash tag.
+- ``{prefix}user:<hash of the user ID>`` is a set per user of the keys of the user's sessions.
 
 Every operation is one round trip: a load is one ``HGETALL``, a write one Lua script that sets the
-data and the expiry together.
+data and the expiry together. docs/stores/redis.md explains the rest.
 """
 
 import asyncio
@@ -44,7 +39,7 @@ try:
     )
     from redis.exceptions import ConnectionError as RedisConnectionError
     from redis.exceptions import TimeoutError as RedisTimeoutError
-except ImportError as exc:  # pragma: no cover - exercised with the driver hidden
+except ImportError as exc:
     raise missing_driver("redis", "redis") from exc
 
 __all__ = ["RedisStore"]
@@ -288,7 +283,11 @@ class RedisStore(SessionStore):
             for script in _SCRIPTS:
                 await self.client.script_load(script.text)
         except _UNAVAILABLE_OR_REFUSED as exc:
-            logger.warning("RedisStore: %s is not answering at startup: %s", self.location, _reason(exc))
+            logger.warning(
+                "RedisStore: %s failed at startup (%s); requests that need a session get 503 until it answers",
+                self.location,
+                _reason(exc),
+            )
 
     async def close(self) -> None:
         if not self.owns_client:
