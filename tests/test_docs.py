@@ -22,6 +22,7 @@ import re
 import subprocess
 import sys
 import time
+import tomllib
 import typing
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -447,3 +448,12 @@ def test_troubleshooting_log_lines_exist() -> None:
             fragment = fragment.strip(" :()")
             if len(fragment) >= 8:
                 assert fragment in source, f"{message!r}: {fragment!r} is logged nowhere"
+
+
+def test_getting_started_lists_every_extra() -> None:
+    """The install section names each extra of pyproject.toml that users install, and no other."""
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))["project"]
+    extras = set(project["optional-dependencies"]) - {"demo", "dev"}
+    text = (DOCS / "getting-started.md").read_text(encoding="utf-8")
+    named = set(re.findall(r"pip install '[\w-]+\[(\w+)\]'", text))
+    assert named == extras
