@@ -1,23 +1,26 @@
 """The Redis store on a single server, behind Sentinel, and on a Cluster, for the contract and HTTP suites.
 
 ``redis`` uses the shared server at 127.0.0.1:6379 with a key prefix of the test's own, deleted
-afterwards. ``redis-sentinel`` and ``redis-cluster`` start their own servers once per session.
+afterwards. ``redis-sentinel`` and ``redis-cluster`` start their own servers once per session. The
+driver is imported by the fixtures only, so the other stores' tests run without it.
 """
 
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 from urllib.parse import quote
 
 import pytest
-import redis
 
-from fastapi_sessions.stores.redis import RedisStore
-from tests.redis_servers import HOST, SENTINEL_SERVICE, RedisServer, redis_cluster, redis_sentinel
 from tests.support import Backend, port_open, unavailable
+
+if TYPE_CHECKING:
+    from tests.redis_servers import RedisServer
 
 BACKENDS = ["redis", "redis-sentinel", "redis-cluster"]
 
+HOST = "127.0.0.1"
 SHARED_PORT = 6379
 
 
@@ -25,17 +28,29 @@ def unique_prefix() -> str:
     return f"fastapi_sessions_test:{uuid.uuid4().hex}:"
 
 
+def require_driver() -> None:
+    try:
+        import fastapi_sessions.stores.redis  # noqa: F401
+    except ImportError as exc:
+        unavailable(str(exc))
+
+
 def backend(name: str, url: str, prefix: str) -> Backend:
+    from fastapi_sessions.stores.redis import RedisStore
+
     full_url = f"{url}?prefix={quote(prefix, safe='')}"
     return Backend(name, lambda: RedisStore.from_url(full_url), url=full_url, extra={"prefix": prefix})
 
 
 @pytest.fixture
 def backend_redis() -> Iterator[Backend]:
+    require_driver()
     if not port_open(HOST, SHARED_PORT):
         unavailable(f"no Redis server at {HOST}:{SHARED_PORT}")
     prefix = unique_prefix()
     yield backend("redis", f"redis://{HOST}:{SHARED_PORT}/0", prefix)
+    import redis
+
     with redis.Redis(host=HOST, port=SHARED_PORT, db=0) as client:
         keys = list(client.scan_iter(match=f"{prefix}*", count=1000))
         if keys:
@@ -43,24 +58,32 @@ def backend_redis() -> Iterator[Backend]:
 
 
 @pytest.fixture(scope="session")
-def redis_sentinel_setup(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[RedisServer, int]]:
+def redis_sentinel_setup(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple["RedisServer", int]]:
+    require_driver()
+    from tests.redis_servers import redis_sentinel
+
     with redis_sentinel(Path(tmp_path_factory.mktemp("redis-sentinel"))) as setup:
         yield setup
 
 
 @pytest.fixture
-def backend_redis_sentinel(redis_sentinel_setup: tuple[RedisServer, int]) -> Backend:
+def backend_redis_sentinel(redis_sentinel_setup: tuple["RedisServer", int]) -> Backend:
+    from tests.redis_servers import SENTINEL_SERVICE
+
     _, sentinel_port = redis_sentinel_setup
     return backend("redis-sentinel", f"redis+sentinel://{HOST}:{sentinel_port}/{SENTINEL_SERVICE}", unique_prefix())
 
 
 @pytest.fixture(scope="session")
-def redis_cluster_nodes(tmp_path_factory: pytest.TempPathFactory) -> Iterator[list[RedisServer]]:
+def redis_cluster_nodes(tmp_path_factory: pytest.TempPathFactory) -> Iterator[list["RedisServer"]]:
+    require_driver()
+    from tests.redis_servers import redis_cluster
+
     with redis_cluster(Path(tmp_path_factory.mktemp("redis-cluster"))) as nodes:
         yield nodes
 
 
 @pytest.fixture
-def backend_redis_cluster(redis_cluster_nodes: list[RedisServer]) -> Backend:
-    hosts = ",".join(f"{HOST}:{node.port}" for node in redis_cluster_nodes[:2])
+def backend_redis_cluster(redis_cluster_nodes: list["RedisServer"]) -> Backend:
+    hosts = ",".join(f"{HOST}:{node.port}" for node in redis_cluster_nodes)
     return backend("redis-cluster", f"redis+cluster://{hosts}", unique_prefix())
