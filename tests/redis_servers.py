@@ -9,6 +9,7 @@ import subprocess
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -51,6 +52,7 @@ class RedisServer:
         port: The port to listen on; a free one when omitted. Kept across `stop` and `start`.
         persistent: Keep the data in an append-only file, so a restart finds the sessions again.
         cluster_bus_port: Run as a Cluster node, with its cluster bus on this port.
+        replica_of: Replicate the server on this port.
     """
 
     def __init__(
@@ -60,11 +62,13 @@ class RedisServer:
         port: int | None = None,
         persistent: bool = False,
         cluster_bus_port: int | None = None,
+        replica_of: int | None = None,
     ) -> None:
         self.directory = directory
         self.port = port or free_port()
         self.persistent = persistent
         self.cluster_bus_port = cluster_bus_port
+        self.replica_of = replica_of
         self.process: subprocess.Popen[bytes] | None = None
 
     @property
@@ -83,12 +87,14 @@ class RedisServer:
                 *("--cluster-enabled", "yes", "--cluster-port", str(self.cluster_bus_port)),
                 *("--cluster-config-file", "nodes.conf", "--cluster-node-timeout", "5000"),
             ]
+        replication = [] if self.replica_of is None else ["--replicaof", HOST, str(self.replica_of)]
         return [
             redis_server_binary(),
             *("--port", str(self.port), "--bind", HOST, "--dir", str(self.directory)),
             *("--save", "", "--daemonize", "no", "--logfile", f"redis-{self.port}.log"),
             *persistence,
             *cluster,
+            *replication,
         ]
 
     def start(self) -> "RedisServer":
@@ -139,45 +145,69 @@ def redis_server(directory: Path, *, persistent: bool = False) -> Iterator[Redis
         server.stop()
 
 
-@contextmanager
-def redis_sentinel(directory: Path) -> Iterator[tuple[RedisServer, int]]:
-    """A master and one Sentinel monitoring it as ``mymaster``. Yields the master and the Sentinel's port."""
-    master = RedisServer(directory / "master").start()
-    sentinel_port = free_port()
-    config = directory / "sentinel" / "sentinel.conf"
-    config.parent.mkdir(parents=True)
-    config.write_text(
-        f"port {sentinel_port}\n"
-        f"bind {HOST}\n"
-        f"dir {config.parent}\n"
-        "logfile sentinel.log\n"
-        f"sentinel monitor {SENTINEL_SERVICE} {HOST} {master.port} 1\n"
-        f"sentinel down-after-milliseconds {SENTINEL_SERVICE} 10000\n"
-    )
-    process = subprocess.Popen(
-        [redis_server_binary(), str(config), "--sentinel"],
-        cwd=config.parent,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    try:
+@dataclass
+class SentinelSetup:
+    """A master, its replicas, and the port of the Sentinel watching them as ``mymaster``."""
 
-        def master_known() -> bool:
-            if process.poll() is not None:
+    master: RedisServer
+    replicas: list[RedisServer]
+    sentinel_port: int
+
+    def current_master_port(self) -> int:
+        with redis.Redis(host=HOST, port=self.sentinel_port, socket_timeout=2) as client:
+            address = client.sentinel_get_master_addr_by_name(SENTINEL_SERVICE)
+        return int(address[1])
+
+
+@contextmanager
+def redis_sentinel(directory: Path, *, replicas: int = 0, down_after_ms: int = 10_000) -> Iterator[SentinelSetup]:
+    """A master, ``replicas`` replicas, and one Sentinel that fails over after ``down_after_ms`` without the master."""
+    master = RedisServer(directory / "master").start()
+    servers = [master]
+    process: subprocess.Popen[bytes] | None = None
+    try:
+        for index in range(replicas):
+            servers.append(RedisServer(directory / f"replica{index}", replica_of=master.port).start())
+        sentinel_port = free_port()
+        config = directory / "sentinel" / "sentinel.conf"
+        config.parent.mkdir(parents=True)
+        config.write_text(
+            f"port {sentinel_port}\n"
+            f"bind {HOST}\n"
+            f"dir {config.parent}\n"
+            "logfile sentinel.log\n"
+            f"sentinel monitor {SENTINEL_SERVICE} {HOST} {master.port} 1\n"
+            f"sentinel down-after-milliseconds {SENTINEL_SERVICE} {down_after_ms}\n"
+            f"sentinel failover-timeout {SENTINEL_SERVICE} {max(down_after_ms * 3, 3000)}\n"
+        )
+        process = subprocess.Popen(
+            [redis_server_binary(), str(config), "--sentinel"],
+            cwd=config.parent,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        setup = SentinelSetup(master, servers[1:], sentinel_port)
+
+        def ready() -> bool:
+            if process is not None and process.poll() is not None:
                 raise RuntimeError(f"redis-sentinel exited; see {config.parent}/sentinel.log")
             with redis.Redis(host=HOST, port=sentinel_port, socket_timeout=2) as client:
-                return client.sentinel_get_master_addr_by_name(SENTINEL_SERVICE) is not None
+                if client.sentinel_get_master_addr_by_name(SENTINEL_SERVICE) is None:
+                    return False
+                return len(client.sentinel_slaves(SENTINEL_SERVICE)) >= replicas
 
-        wait_until(master_known, f"the Sentinel on port {sentinel_port}")
-        yield master, sentinel_port
+        wait_until(ready, f"the Sentinel on port {sentinel_port}")
+        yield setup
     finally:
-        process.terminate()
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(timeout=10)
-        master.stop()
+        if process is not None:
+            process.terminate()
+            try:
+                process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait(timeout=10)
+        for server in servers:
+            server.stop()
 
 
 @contextmanager

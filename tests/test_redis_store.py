@@ -4,6 +4,7 @@ The contract suite (tests/test_store_contract.py) runs against Redis through tes
 this module covers the rest.
 """
 
+import asyncio
 import importlib
 import re
 import sys
@@ -31,7 +32,7 @@ from fastapi_sessions import (
 from fastapi_sessions.signing import new_session_id, store_key
 from fastapi_sessions.stores.redis import RedisStore
 from tests.backends.redis import SHARED_PORT, unique_prefix
-from tests.redis_servers import HOST, RedisServer
+from tests.redis_servers import HOST, SENTINEL_SERVICE, RedisServer, redis_sentinel
 from tests.support import Backend, client, free_port, make_manager, set_cookies
 
 TTL = 60.0
@@ -523,6 +524,35 @@ def test_redis_down_is_503_and_the_session_survives_a_restart(tmp_path: Path) ->
             assert test_client.get("/me").json() == {"user_id": "bob"}
     finally:
         server.stop()
+
+
+@pytest.mark.slow
+@pytest.mark.anyio
+async def test_sentinel_failover_is_503_then_the_new_master(tmp_path: Path) -> None:
+    with redis_sentinel(tmp_path, replicas=1, down_after_ms=500) as setup:
+        url = f"redis+sentinel://{HOST}:{setup.sentinel_port}/{SENTINEL_SERVICE}?{FAST}"
+        async with RedisStore.from_url(url) as store:
+            await store.create("k1", {"a": 1}, ttl=TTL, user_id="u1")
+            with setup.master.client() as admin:
+                assert admin.execute_command("WAIT", 1, 5000) == 1  # the replica has the session
+
+            setup.master.kill()
+            deadline = time.monotonic() + 30
+            outages = 0
+            while True:
+                try:
+                    loaded = await store.load("k1")
+                    break
+                except StoreUnavailableError as exc:
+                    assert f"Redis Sentinel {HOST}:{setup.sentinel_port} service 'mymaster'" in str(exc)
+                    outages += 1
+                    assert time.monotonic() < deadline, "no failover within 30 s"
+                    await asyncio.sleep(0.1)
+            assert outages > 0
+            assert setup.current_master_port() == setup.replicas[0].port
+            assert loaded is not None and loaded.data == {"a": 1}
+            assert await store.update("k1", {"a": 2}, ttl=TTL) is UpdateResult.UPDATED
+            assert await store.user_keys("u1") == ["k1"]
 
 
 @pytest.mark.slow

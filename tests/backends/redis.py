@@ -16,7 +16,7 @@ import pytest
 from tests.support import Backend, port_open, unavailable
 
 if TYPE_CHECKING:
-    from tests.redis_servers import RedisServer
+    from tests.redis_servers import RedisServer, SentinelSetup
 
 BACKENDS = ["redis", "redis-sentinel", "redis-cluster"]
 
@@ -58,7 +58,7 @@ def backend_redis() -> Iterator[Backend]:
 
 
 @pytest.fixture(scope="session")
-def redis_sentinel_setup(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple["RedisServer", int]]:
+def redis_sentinel_setup(tmp_path_factory: pytest.TempPathFactory) -> Iterator["SentinelSetup"]:
     require_driver()
     from tests.redis_servers import redis_sentinel
 
@@ -67,11 +67,11 @@ def redis_sentinel_setup(tmp_path_factory: pytest.TempPathFactory) -> Iterator[t
 
 
 @pytest.fixture
-def backend_redis_sentinel(redis_sentinel_setup: tuple["RedisServer", int]) -> Backend:
+def backend_redis_sentinel(redis_sentinel_setup: "SentinelSetup") -> Backend:
     from tests.redis_servers import SENTINEL_SERVICE
 
-    _, sentinel_port = redis_sentinel_setup
-    return backend("redis-sentinel", f"redis+sentinel://{HOST}:{sentinel_port}/{SENTINEL_SERVICE}", unique_prefix())
+    url = f"redis+sentinel://{HOST}:{redis_sentinel_setup.sentinel_port}/{SENTINEL_SERVICE}"
+    return backend("redis-sentinel", url, unique_prefix())
 
 
 @pytest.fixture(scope="session")
