@@ -32,7 +32,7 @@ from fastapi_sessions import (
 from fastapi_sessions.signing import new_session_id, store_key
 from fastapi_sessions.stores.redis import RedisStore
 from tests.backends.redis import SHARED_PORT, unique_prefix
-from tests.redis_servers import HOST, SENTINEL_SERVICE, RedisServer, redis_sentinel
+from tests.redis_servers import HOST, SENTINEL_SERVICE, RedisServer, redis_cluster, redis_sentinel
 from tests.support import Backend, client, free_port, make_manager, set_cookies
 
 TTL = 60.0
@@ -553,6 +553,29 @@ async def test_sentinel_failover_is_503_then_the_new_master(tmp_path: Path) -> N
             assert loaded is not None and loaded.data == {"a": 1}
             assert await store.update("k1", {"a": 2}, ttl=TTL) is UpdateResult.UPDATED
             assert await store.user_keys("u1") == ["k1"]
+
+
+@pytest.mark.slow
+@pytest.mark.anyio
+async def test_a_cluster_node_down_is_503_for_its_slots_only(tmp_path: Path) -> None:
+    with redis_cluster(tmp_path) as nodes:
+        hosts = ",".join(f"{HOST}:{node.port}" for node in nodes)
+        async with RedisStore.from_url(f"redis+cluster://{hosts}?{FAST}") as store:
+            keys = [f"k{number}" for number in range(30)]
+            for key in keys:
+                await store.create(key, {"key": key}, ttl=TTL, user_id=None)
+            nodes[1].kill()
+            answered, refused = [], []
+            for key in keys:
+                try:
+                    loaded = await store.load(key)
+                except StoreUnavailableError as exc:
+                    assert f"{HOST}:{nodes[1].port}" in str(exc)
+                    refused.append(key)
+                else:
+                    assert loaded is not None and loaded.data == {"key": key}
+                    answered.append(key)
+            assert answered and refused  # the other two masters still serve their slots
 
 
 @pytest.mark.slow
