@@ -1,0 +1,1060 @@
+"""Benchmark fastapi_sessions against its peers, side by side, in one run on this machine.
+
+Usually started through ``bench/run`` (which installs wrk, the peer venvs and the Node packages
+first). See docs/performance.md for what is measured and how.
+
+    bench/run                     # everything, ~10 minutes
+    bench/run --quick             # one server pass, short runs, ~2 minutes
+    bench/run --peers fastapi,ours-memory,starsessions-redis
+    bench/run --live-sessions 1,10000,100000,1000000
+"""
+
+import argparse
+import asyncio
+import contextlib
+import dataclasses
+import datetime
+import json
+import os
+import platform
+import re
+import secrets
+import shutil
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from collections.abc import Iterator
+from typing import Any
+
+BENCH = os.path.dirname(os.path.abspath(__file__))
+REPO = os.path.dirname(BENCH)
+APPS = os.path.join(BENCH, "apps")
+NODE_DIR = os.path.join(BENCH, "node")
+RESULTS = os.path.join(BENCH, "results")
+MAIN_PY = os.path.join(REPO, ".venv", "bin", "python")
+PEERS_PY = os.path.join(BENCH, ".venv-peers", "bin", "python")
+LEGACY_PY = os.path.join(BENCH, ".venv-legacy", "bin", "python")
+SERVER_CORE = "1"
+CLIENT_CORE = "0"
+CONNECTIONS = 32
+ROUTES = {"bare": ("GET", "/bare"), "read": ("GET", "/read"), "write": ("POST", "/write")}
+PASSES = [("uvloop", "httptools"), ("asyncio", "h11")]
+# Redis databases of the benchmark's own redis-server, one per peer family.
+REDIS_DB = {"ours": 1, "starsessions": 2, "express": 3}
+POSTGRES_DB = "fastapi_sessions_bench"
+
+HTTP_NOTES = """\
+Each cell is the best of {rounds} interleaved round(s) (highest req/s, with that run's other columns).
+req/s: wrk's Requests/sec; x bare: over bare FastAPI's req/s on the same route.
+CPU µs/req: the server process's utime+stime (from /proc/PID/stat) during the run, divided by the requests
+wrk completed; +CPU subtracts bare FastAPI's; x bare by CPU is bare FastAPI's CPU µs/req over the peer's:
+the throughput ratio one core would give if nothing else ran on it (steadier than req/s on a busy machine).
+store ops/req: Redis `INFO commandstats` calls during the run per request (the commands a Lua script runs
+count too, besides its EVALSHA), or PostgreSQL transactions (`pg_stat_database`).
+The Node rows run in the first pass only (node has no loop/http choice); their ratios compare two stacks."""
+
+WRK_LUA = """
+wrk.method = os.getenv("BENCH_METHOD") or "GET"
+local cookie = os.getenv("BENCH_COOKIE")
+if cookie ~= nil and #cookie > 0 then
+  wrk.headers["Cookie"] = cookie
+end
+if wrk.method == "POST" then
+  wrk.body = ""
+end
+"""
+
+
+@dataclasses.dataclass
+class Peer:
+    """One contender: how to start it and where its sessions live."""
+
+    key: str
+    label: str
+    kind: str  # "py" or "node"
+    python: str = ""
+    module: str = ""
+    store: str = "none"  # none, memory, cookie, redis, postgres
+    env: dict[str, str] = dataclasses.field(default_factory=dict)
+    on_repo_path: bool = False  # needs this repository importable (fastapi_sessions itself)
+    missing: str | None = None  # why it cannot run here, if it cannot
+
+    @property
+    def family(self) -> str:
+        return self.key.split("-")[0]
+
+    def process_env(self, extra: dict[str, str] | None = None) -> dict[str, str]:
+        env = {k: v for k, v in os.environ.items() if not k.startswith("SESSION_")}
+        env.pop("PYTHONPATH", None)
+        env.update(self.env)
+        if self.kind == "py":
+            env["PYTHONPATH"] = os.pathsep.join([APPS, REPO] if self.on_repo_path else [APPS])
+        env.update(extra or {})
+        return env
+
+
+def all_peers() -> list[Peer]:
+    ours = {"python": MAIN_PY, "module": "ours", "on_repo_path": True}
+    return [
+        Peer("fastapi", "bare FastAPI (baseline)", "py", MAIN_PY, "bare_fastapi"),
+        Peer("ours-memory", "fastapi_sessions memory", "py", store="memory", env={"BENCH_STORE": "memory"}, **ours),
+        Peer("ours-redis", "fastapi_sessions Redis", "py", store="redis", env={"BENCH_STORE": "redis"}, **ours),
+        Peer(
+            "ours-postgres",
+            "fastapi_sessions PostgreSQL",
+            "py",
+            store="postgres",
+            env={"BENCH_STORE": "postgres"},
+            **ours,
+        ),
+        Peer("starlette-cookie", "Starlette SessionMiddleware (cookie)", "py", MAIN_PY, "starlette_cookie", "cookie"),
+        Peer(
+            "starsessions-memory",
+            "starsessions 2.2.1 memory",
+            "py",
+            PEERS_PY,
+            "starsessions_app",
+            "memory",
+            {"BENCH_STORE": "memory"},
+        ),
+        Peer(
+            "starsessions-redis",
+            "starsessions 2.2.1 Redis",
+            "py",
+            PEERS_PY,
+            "starsessions_app",
+            "redis",
+            {"BENCH_STORE": "redis"},
+        ),
+        Peer("legacy-memory", "fastapi-sessions 0.3.2 (PyPI) memory", "py", LEGACY_PY, "legacy_app", "memory"),
+        Peer("express-memory", "express-session memory (Node)", "node", store="memory", env={"BENCH_STORE": "memory"}),
+        Peer(
+            "express-redis",
+            "express-session + connect-redis (Node)",
+            "node",
+            store="redis",
+            env={"BENCH_STORE": "redis"},
+        ),
+    ]
+
+
+def check_peer(peer: Peer) -> None:
+    """Fill in ``peer.missing`` when the peer cannot run on this machine."""
+    if peer.kind == "node":
+        if shutil.which("node") is None:
+            peer.missing = "node is not installed"
+        elif not os.path.isdir(os.path.join(NODE_DIR, "node_modules")):
+            peer.missing = "run: (cd bench/node && npm ci)"
+        return
+    if not os.path.exists(peer.python):
+        peer.missing = f"{os.path.relpath(peer.python, REPO)} is missing: run bench/run, which creates it"
+        return
+    if peer.store in ("redis", "postgres") and peer.on_repo_path:
+        module = f"fastapi_sessions.stores.{peer.store}"
+        probe = subprocess.run(
+            [peer.python, "-c", f"import {module}"], env=peer.process_env(), capture_output=True, text=True
+        )
+        if probe.returncode != 0:
+            last = (probe.stderr.strip().splitlines() or ["?"])[-1]
+            peer.missing = f"{module} does not import yet ({last})"
+
+
+# Processes and services.
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def wait_port(port: int, proc: subprocess.Popen[bytes], timeout: float = 20.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"server exited with {proc.returncode}")
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.2):
+                return
+        except OSError:
+            time.sleep(0.05)
+    raise RuntimeError(f"server did not listen on {port} within {timeout}s")
+
+
+def stop(proc: subprocess.Popen[Any]) -> None:
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+class RedisServer:
+    """The benchmark's own redis-server on a free loopback port, pinned to the load generator's core."""
+
+    def __init__(self) -> None:
+        self.port = free_port()
+        self.dir = tempfile.mkdtemp(prefix="fastapi-sessions-bench-redis-")
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        cmd = ["taskset", "-c", CLIENT_CORE, "redis-server", "--port", str(self.port), "--bind", "127.0.0.1"]
+        cmd += ["--save", "", "--appendonly", "no", "--dir", self.dir, "--databases", "16", "--loglevel", "warning"]
+        self.proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        wait_port(self.port, self.proc)
+
+    def stop(self) -> None:
+        if self.proc is not None:
+            stop(self.proc)
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+    def url(self, db: int) -> str:
+        return f"redis://127.0.0.1:{self.port}/{db}"
+
+    def cli(self, db: int, *args: str, stdin: bytes | None = None) -> str:
+        out = subprocess.run(
+            ["redis-cli", "-p", str(self.port), "-n", str(db), *args], input=stdin, capture_output=True, check=True
+        )
+        return out.stdout.decode("utf-8", "replace")
+
+    def command_calls(self) -> dict[str, int]:
+        calls = {}
+        for line in self.cli(0, "INFO", "commandstats").splitlines():
+            match = re.match(r"cmdstat_([^:]+):calls=(\d+)", line)
+            if match and match.group(1) not in ("info",):
+                calls[match.group(1)] = int(match.group(2))
+        return calls
+
+    def version(self) -> str:
+        match = re.search(r"redis_version:(\S+)", self.cli(0, "INFO", "server"))
+        return match.group(1) if match else "?"
+
+
+class Postgres:
+    """The machine's PostgreSQL, with a database of the benchmark's own."""
+
+    def __init__(self) -> None:
+        self.base = os.environ.get("BENCH_POSTGRES_BASE", "postgresql://postgres@127.0.0.1:5432")
+        self.url = f"{self.base}/{POSTGRES_DB}"
+
+    def psql(self, sql: str, database: str = POSTGRES_DB) -> str:
+        out = subprocess.run(
+            ["psql", f"{self.base}/{database}", "-XAtq", "-v", "ON_ERROR_STOP=1", "-c", sql],
+            capture_output=True,
+            text=True,
+            check=True,
+        )
+        return out.stdout
+
+    def ensure(self) -> None:
+        if not self.psql(f"SELECT 1 FROM pg_database WHERE datname = '{POSTGRES_DB}'", "postgres").strip():
+            self.psql(f"CREATE DATABASE {POSTGRES_DB}", "postgres")
+
+    def reset(self) -> None:
+        self.psql("DROP SCHEMA public CASCADE; CREATE SCHEMA public")
+
+    def transactions(self) -> int:
+        time.sleep(1.1)  # statistics reach pg_stat_database about once a second
+        out = self.psql(f"SELECT xact_commit + xact_rollback FROM pg_stat_database WHERE datname = '{POSTGRES_DB}'")
+        return int(out.strip() or 0)
+
+    def version(self) -> str:
+        return self.psql("SHOW server_version").strip()
+
+
+class Services:
+    def __init__(self, redis: RedisServer | None, postgres: Postgres | None) -> None:
+        self.redis = redis
+        self.postgres = postgres
+
+    def peer_env(self, peer: Peer) -> dict[str, str]:
+        env = {}
+        if self.redis is not None:
+            env["BENCH_REDIS_URL"] = self.redis.url(REDIS_DB.get(peer.family, 4))
+        if self.postgres is not None:
+            env["BENCH_POSTGRES_URL"] = self.postgres.url
+        return env
+
+    def reset(self, peer: Peer) -> None:
+        if peer.store == "redis" and self.redis is not None:
+            self.redis.cli(REDIS_DB.get(peer.family, 4), "FLUSHDB")
+        if peer.store == "postgres" and self.postgres is not None:
+            self.postgres.reset()
+
+    def counter(self, peer: Peer) -> tuple[str, Any]:
+        """A snapshot of the store's own statistics: Redis commands, PostgreSQL transactions."""
+        if peer.store == "redis" and self.redis is not None:
+            return "redis", self.redis.command_calls()
+        if peer.store == "postgres" and self.postgres is not None:
+            return "postgres", self.postgres.transactions()
+        return "none", None
+
+
+def store_ops(before: tuple[str, Any], after: tuple[str, Any], requests: int) -> tuple[float, str]:
+    """Store operations per request between two snapshots, and the commands behind them."""
+    kind, first = before
+    if kind == "none" or requests <= 0:
+        return 0.0, ""
+    if kind == "postgres":
+        return (after[1] - first) / requests, "transactions"
+    deltas = {name: after[1].get(name, 0) - first.get(name, 0) for name in after[1]}
+    deltas = {name: count for name, count in deltas.items() if count > 0}
+    total = sum(deltas.values())
+    detail = " ".join(f"{name.upper()} {count / requests:.2f}" for name, count in sorted(deltas.items()))
+    return total / requests, detail
+
+
+# One server.
+
+
+class Server:
+    def __init__(self, peer: Peer, services: Services, loop: str, http: str) -> None:
+        self.peer = peer
+        self.port = free_port()
+        self.log = tempfile.NamedTemporaryFile(prefix=f"bench-{peer.key}-", suffix=".log", delete=False)
+        extra = {**services.peer_env(peer), "PORT": str(self.port)}
+        if peer.kind == "node":
+            cmd = ["taskset", "-c", SERVER_CORE, "node", "server.js"]
+            cwd = NODE_DIR
+        else:
+            cmd = ["taskset", "-c", SERVER_CORE, peer.python, "-m", "uvicorn", f"{peer.module}:app"]
+            cmd += ["--host", "127.0.0.1", "--port", str(self.port), "--loop", loop, "--http", http]
+            cmd += ["--workers", "1", "--log-level", "warning", "--no-access-log", "--lifespan", "on"]
+            cwd = APPS
+        self.proc = subprocess.Popen(
+            cmd, cwd=cwd, env=peer.process_env(extra), stdout=self.log, stderr=subprocess.STDOUT
+        )
+
+    def __enter__(self) -> "Server":
+        try:
+            wait_port(self.port, self.proc)
+        except RuntimeError as exc:
+            stop(self.proc)
+            raise RuntimeError(f"{self.peer.key}: {exc}\n{self.tail()}") from None
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        stop(self.proc)
+        self.log.close()
+        os.unlink(self.log.name)
+
+    def tail(self) -> str:
+        with open(self.log.name, errors="replace") as log:
+            return "".join(log.readlines()[-15:])
+
+    def cpu_seconds(self) -> float:
+        with open(f"/proc/{self.proc.pid}/stat") as stat:
+            fields = stat.read().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+    def url(self, path: str) -> str:
+        return f"http://127.0.0.1:{self.port}{path}"
+
+    def setup(self, size: int = 0) -> str:
+        """Create a session through /setup and return the Cookie header that carries it."""
+        with urllib.request.urlopen(self.url(f"/setup?size={size}"), timeout=10) as response:
+            cookies = response.headers.get_all("Set-Cookie") or []
+        return "; ".join(cookie.split(";", 1)[0] for cookie in cookies)
+
+
+def core_busy_seconds(core: str) -> float:
+    """CPU time the whole machine spent busy on one core (every process, the kernel and interrupts)."""
+    with open("/proc/stat") as stat:
+        for line in stat:
+            if line.startswith(f"cpu{core} "):
+                user, nice, system, _idle, _iowait, irq, softirq, steal = (int(v) for v in line.split()[1:9])
+                return (user + nice + system + irq + softirq + steal) / os.sysconf("SC_CLK_TCK")
+    return float("nan")
+
+
+# wrk.
+
+
+@dataclasses.dataclass
+class WrkResult:
+    requests: int
+    rps: float
+    p50_ms: float
+    p99_ms: float
+    errors: int
+
+
+def wrk(url: str, seconds: int, method: str, cookie: str, lua: str) -> WrkResult:
+    cmd = ["taskset", "-c", CLIENT_CORE, "wrk", "-t1", f"-c{CONNECTIONS}", f"-d{max(1, seconds)}s"]
+    cmd += ["--latency", "-s", lua, url]
+    env = {**os.environ, "BENCH_METHOD": method, "BENCH_COOKIE": cookie}
+    out = subprocess.run(cmd, env=env, capture_output=True, text=True, check=True).stdout
+    requests = int(re.search(r"(\d+) requests in", out).group(1))  # type: ignore[union-attr]
+    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))  # type: ignore[union-attr]
+    errors = 0
+    for pattern in (
+        r"Non-2xx or 3xx responses: (\d+)",
+        r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)",
+    ):
+        match = re.search(pattern, out)
+        if match:
+            errors += sum(int(group) for group in match.groups())
+    return WrkResult(requests, rps, _latency(out, "50%"), _latency(out, "99%"), errors)
+
+
+def _latency(out: str, percentile: str) -> float:
+    match = re.search(rf"^\s+{re.escape(percentile)}\s+([\d.]+)(us|ms|s)\s*$", out, re.MULTILINE)
+    if not match:
+        return float("nan")
+    value, unit = float(match.group(1)), match.group(2)
+    return value * {"us": 0.001, "ms": 1.0, "s": 1000.0}[unit]
+
+
+# The HTTP passes.
+
+
+@dataclasses.dataclass
+class Row:
+    peer: Peer
+    route: str
+    rps: float
+    cpu_us: float
+    p50_ms: float
+    p99_ms: float
+    ops: float
+    ops_detail: str
+    errors: int
+    others: float  # share of the server's core used by other processes during the run
+
+
+def http_pass(
+    peers: list[Peer],
+    services: Services,
+    loop: str,
+    http: str,
+    args: argparse.Namespace,
+    lua: str,
+    race_out: list[str] | None,
+) -> list[Row]:
+    """Start every peer's server, then measure peer by peer, route by route, ``args.rounds`` times round-robin.
+
+    Interleaving the rounds spreads any outside disturbance over all peers alike; each cell keeps its
+    best round (the highest req/s, with that round's CPU, latency and store operations).
+    """
+    runs: dict[tuple[str, str], list[Row]] = {}
+    with contextlib.ExitStack() as stack:
+        servers = []
+        for peer in peers:
+            if peer.kind == "node" and (loop, http) != PASSES[0]:
+                continue
+            services.reset(peer)
+            server = stack.enter_context(Server(peer, services, loop, http))
+            cookie = server.setup() if peer.store != "none" else ""
+            if peer.store != "none" and not cookie:
+                raise RuntimeError(f"{peer.key}: /setup set no cookie\n{server.tail()}")
+            servers.append((peer, server, cookie))
+        for round_index in range(args.rounds):
+            print(f"  round {round_index + 1}/{args.rounds}:", end="", flush=True, file=sys.stderr)
+            for peer, server, cookie in servers:
+                for route in args.routes:
+                    method, path = ROUTES[route]
+                    url = server.url(path)
+                    if round_index == 0:
+                        wrk(url, args.warmup, method, cookie, lua)
+                    before = services.counter(peer)
+                    cpu, busy, clock = server.cpu_seconds(), core_busy_seconds(SERVER_CORE), time.monotonic()
+                    result = wrk(url, args.duration, method, cookie, lua)
+                    cpu = server.cpu_seconds() - cpu
+                    others = (core_busy_seconds(SERVER_CORE) - busy - cpu) / (time.monotonic() - clock)
+                    after = services.counter(peer)
+                    ops, detail = store_ops(before, after, result.requests)
+                    row = Row(
+                        peer,
+                        route,
+                        result.rps,
+                        cpu / max(result.requests, 1) * 1e6,
+                        result.p50_ms,
+                        result.p99_ms,
+                        ops,
+                        detail,
+                        result.errors,
+                        max(others, 0.0),
+                    )
+                    runs.setdefault((peer.key, route), []).append(row)
+                print(f" {peer.key}", end="", flush=True, file=sys.stderr)
+            print(file=sys.stderr)
+        if race_out is not None:
+            for peer, server, _cookie in servers:
+                if peer.store == "none":
+                    continue
+                kept, reads = asyncio.run(race(server.port, args.race_writes, args.race_readers))
+                race_out.append(f"| {peer.label} | {kept} / {args.race_writes} | {reads} |")
+                print(f"  race {peer.key}: {kept}/{args.race_writes} kept", file=sys.stderr)
+    return [max(cell, key=lambda row: row.rps) for cell in runs.values()]
+
+
+# In-process.
+
+
+def inproc(peer: Peer, services: Services, *options: str) -> dict[str, Any]:
+    cmd = ["taskset", "-c", SERVER_CORE, peer.python, os.path.join(BENCH, "inproc.py"), peer.module, *options]
+    out = subprocess.run(cmd, cwd=APPS, env=peer.process_env(services.peer_env(peer)), capture_output=True, text=True)
+    if out.returncode != 0:
+        raise RuntimeError(f"{peer.key} in-process: {out.stderr.strip()[-2000:]}")
+    result: dict[str, Any] = json.loads(out.stdout.strip().splitlines()[-1])
+    return result
+
+
+# The lost-update race.
+
+
+class Browser:
+    """A minimal keep-alive HTTP/1.1 client over one connection, sharing a cookie jar with others.
+
+    The race needs many cheap concurrent clients; a full HTTP client library would spend more CPU
+    than the servers under test (the load generator shares its core with wrk and Redis).
+    """
+
+    def __init__(self, port: int, jar: dict[str, str]) -> None:
+        self.port = port
+        self.jar = jar
+        self.streams: tuple[asyncio.StreamReader, asyncio.StreamWriter] | None = None
+
+    async def request(self, method: str, path: str) -> tuple[int, bytes]:
+        if self.streams is None:
+            self.streams = await asyncio.open_connection("127.0.0.1", self.port)
+        reader, writer = self.streams
+        cookie = "; ".join(f"{name}={value}" for name, value in self.jar.items())
+        head = f"{method} {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 0\r\n"
+        if cookie:
+            head += f"Cookie: {cookie}\r\n"
+        writer.write((head + "\r\n").encode("latin-1"))
+        status_line = await reader.readline()
+        status = int(status_line.split()[1])
+        length = 0
+        while True:
+            line = (await reader.readline()).decode("latin-1").rstrip("\r\n")
+            if not line:
+                break
+            name, _, value = line.partition(":")
+            name = name.strip().lower()
+            if name == "content-length":
+                length = int(value)
+            elif name == "set-cookie":
+                pair, _, attributes = value.strip().partition(";")
+                key, _, cookie_value = pair.partition("=")
+                if "max-age=0" in attributes.lower().replace(" ", "") or cookie_value in ("", "''"):
+                    self.jar.pop(key, None)
+                else:
+                    self.jar[key] = cookie_value
+        body = await reader.readexactly(length)
+        if status != 200:
+            raise RuntimeError(f"{method} {path}: {status} {body[:200]!r}")
+        return status, body
+
+    def close(self) -> None:
+        if self.streams is not None:
+            self.streams[1].close()
+
+
+async def race(port: int, writes: int, readers: int, limit: float = 120.0) -> tuple[int, int]:
+    """``writes`` sequential increments racing ``readers`` clients reading in a loop, all sharing one cookie jar."""
+    jar: dict[str, str] = {}
+    writer = Browser(port, jar)
+    clients = [Browser(port, jar) for _ in range(readers)]
+    try:
+        await writer.request("GET", "/setup")
+        start = json.loads((await writer.request("GET", "/read"))[1])["counter"]
+        done = asyncio.Event()
+        reads = 0
+
+        async def reader(client: Browser) -> None:
+            nonlocal reads
+            while not done.is_set():
+                await client.request("GET", "/read")
+                reads += 1
+
+        async def write_all() -> None:
+            for _ in range(writes):
+                await writer.request("POST", "/write")
+
+        tasks = [asyncio.create_task(reader(client)) for client in clients]
+        await asyncio.sleep(0.05)
+        try:
+            await asyncio.wait_for(write_all(), limit)
+        finally:
+            done.set()
+            await asyncio.gather(*tasks)
+        final = json.loads((await writer.request("GET", "/read"))[1])["counter"]
+    finally:
+        for client in [writer, *clients]:
+            client.close()
+    return final - start, reads
+
+
+# Cost that grows with the work: live sessions in the store.
+
+
+def fill_redis(redis: RedisServer, db: int, count: int) -> None:
+    """Copy the one session in ``db`` until the database holds ``count`` sessions (RESTORE via redis-cli --pipe)."""
+    import redis as redis_py
+
+    client = redis_py.Redis(port=redis.port, db=db)
+    templates = []
+    for raw_key in client.scan_iter(count=1000):
+        key = raw_key.decode("latin-1")
+        match = max(re.finditer(r"[0-9A-Za-z_-]{16,}", key), key=lambda m: len(m.group(0)), default=None)
+        if match is None:
+            continue  # an index key, not a session
+        dump = client.dump(raw_key)
+        ttl = client.pttl(raw_key)
+        templates.append((key[: match.start()], len(match.group(0)), key[match.end() :], dump, max(int(ttl), 0)))
+    client.close()
+    if not templates:
+        raise RuntimeError("no session key found to copy")
+    seed = secrets.token_hex(4)
+
+    def commands() -> Iterator[bytes]:
+        for index in range(count - 1):
+            for head, width, tail, raw, ttl in templates:
+                name = f"{head}{(seed + format(index, 'x')).rjust(width, '0')[:width]}{tail}".encode()
+                yield _resp(b"RESTORE", name, str(ttl).encode(), raw, b"REPLACE")
+
+    proc = subprocess.Popen(
+        ["redis-cli", "-p", str(redis.port), "-n", str(db), "--pipe"], stdin=subprocess.PIPE, stdout=subprocess.DEVNULL
+    )
+    assert proc.stdin is not None
+    batch: list[bytes] = []
+    for command in commands():
+        batch.append(command)
+        if len(batch) >= 20000:
+            proc.stdin.write(b"".join(batch))
+            batch = []
+    proc.stdin.write(b"".join(batch))
+    proc.stdin.close()
+    if proc.wait() != 0:
+        raise RuntimeError("redis-cli --pipe failed")
+
+
+def _resp(*parts: bytes) -> bytes:
+    return b"*%d\r\n" % len(parts) + b"".join(b"$%d\r\n%s\r\n" % (len(part), part) for part in parts)
+
+
+def fill_postgres(postgres: Postgres, cookie_key: str, count: int) -> None:
+    """Copy the one session row in the benchmark database until its table holds ``count`` rows."""
+    tables = postgres.psql(
+        "SELECT table_name, column_name FROM information_schema.columns "
+        "WHERE table_schema = 'public' AND data_type IN ('text', 'character varying', 'bytea')"
+    )
+    for line in tables.splitlines():
+        table, column = line.split("|")
+        hit = postgres.psql(f'SELECT count(*) FROM "{table}" WHERE "{column}"::text = \'{cookie_key}\'').strip()
+        if hit == "1":
+            columns = [
+                name
+                for name in postgres.psql(
+                    "SELECT column_name FROM information_schema.columns WHERE table_schema = 'public' "
+                    f"AND table_name = '{table}' AND is_generated = 'NEVER' ORDER BY ordinal_position"
+                ).splitlines()
+                if name
+            ]
+            width = len(cookie_key)
+            values = [
+                f"substr(md5(g::text) || md5((g + 1)::text) || md5((g + 2)::text), 1, {width})"
+                if name == column
+                else f'"{name}"'
+                for name in columns
+            ]
+            quoted = ", ".join(f'"{name}"' for name in columns)
+            postgres.psql(
+                f'INSERT INTO "{table}" ({quoted}) SELECT {", ".join(values)} FROM "{table}", '
+                f'generate_series(1, {count - 1}) AS g WHERE "{column}" = \'{cookie_key}\'; ANALYZE "{table}"'
+            )
+            return
+    raise RuntimeError("no session row found to copy")
+
+
+def our_store_key(cookie: str) -> str:
+    """The store key of the session a cookie of ours names (the hash of its ID)."""
+    sys.path.insert(0, REPO)
+    from fastapi_sessions.signing import store_key
+
+    value = cookie.split("=", 1)[1]
+    return store_key(value.rsplit(".", 1)[0])
+
+
+# Report.
+
+
+def versions(peers: list[Peer], services: Services) -> list[str]:
+    lines = []
+    probe = "import importlib.metadata as m, sys; print(' '.join(f'{n}=={m.version(n)}' for n in sys.argv[1:]))"
+    seen = set()
+    for python, names in (
+        (
+            MAIN_PY,
+            [
+                "fastapi",
+                "starlette",
+                "pydantic",
+                "uvicorn",
+                "uvloop",
+                "httptools",
+                "h11",
+                "itsdangerous",
+                "redis",
+                "hiredis",
+                "asyncpg",
+            ],
+        ),
+        (PEERS_PY, ["starsessions", "fastapi", "starlette", "redis"]),
+        (LEGACY_PY, ["fastapi-sessions", "fastapi", "pydantic"]),
+    ):
+        if python in seen or not os.path.exists(python):
+            continue
+        seen.add(python)
+        out = subprocess.run([python, "-I", "-c", probe, *names], capture_output=True, text=True)
+        lines.append(
+            f"- `{os.path.relpath(os.path.dirname(os.path.dirname(python)), REPO)}`: "
+            f"{out.stdout.strip() or out.stderr.strip()[-200:]}"
+        )
+    ours = {}
+    exec(open(os.path.join(REPO, "fastapi_sessions", "__version__.py")).read(), ours)
+    rev = subprocess.run(
+        ["git", "-C", REPO, "rev-parse", "--short", "HEAD"], capture_output=True, text=True
+    ).stdout.strip()
+    lines.insert(0, f"- fastapi_sessions {ours.get('__version__', '?')} (this repository, commit {rev}, working tree)")
+    if any(peer.kind == "node" and not peer.missing for peer in peers):
+        node = subprocess.run(["node", "--version"], capture_output=True, text=True).stdout.strip()
+        pkgs = []
+        for name in ("express", "express-session", "connect-redis", "redis"):
+            try:
+                with open(os.path.join(NODE_DIR, "node_modules", name, "package.json")) as file:
+                    pkgs.append(f"{name}@{json.load(file)['version']}")
+            except OSError:
+                pass
+        lines.append(f"- Node {node}: {' '.join(pkgs)}")
+    tools = []
+    wrk_version = subprocess.run(["wrk", "-v"], capture_output=True, text=True)
+    tools.append((wrk_version.stdout + wrk_version.stderr).strip().splitlines()[0].split(" [")[0])
+    if services.redis is not None:
+        tools.append(f"redis-server {services.redis.version()} (own instance, core {CLIENT_CORE})")
+    if services.postgres is not None:
+        try:
+            tools.append(f"PostgreSQL {services.postgres.version()}")
+        except subprocess.CalledProcessError:
+            pass
+    tools.append(f"Python {platform.python_version()}")
+    lines.append("- " + ", ".join(tools))
+    return lines
+
+
+def machine() -> str:
+    model = "?"
+    with open("/proc/cpuinfo") as cpuinfo:
+        for line in cpuinfo:
+            if line.startswith("model name"):
+                model = line.split(":", 1)[1].strip()
+                break
+    load = os.getloadavg()
+    system = f"{platform.system()} {platform.release()}"
+    return f"nproc {os.cpu_count()}, {model}, {system}, load average before the run {load[0]:.2f}"
+
+
+def fmt(value: float, digits: int = 0) -> str:
+    if value != value:  # NaN
+        return "-"
+    return f"{value:,.{digits}f}"
+
+
+def http_table(rows: list[Row]) -> list[str]:
+    base = {row.route: row for row in rows if row.peer.key == "fastapi"}
+    lines = [
+        "| peer | route | req/s | x bare | CPU µs/req | +CPU µs/req | x bare by CPU | p50 ms | p99 ms | p99 x bare "
+        "| store ops/req | errors |",
+        "|---|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|",
+    ]
+    for row in rows:
+        ref = base.get(row.route)
+        ratio = row.rps / ref.rps if ref else float("nan")
+        added = row.cpu_us - ref.cpu_us if ref else float("nan")
+        by_cpu = ref.cpu_us / row.cpu_us if ref and row.cpu_us else float("nan")
+        p99 = row.p99_ms / ref.p99_ms if ref and ref.p99_ms else float("nan")
+        ops = "0" if not row.ops else f"{row.ops:.2f} ({row.ops_detail})"
+        lines.append(
+            f"| {row.peer.label} | {row.route} | {fmt(row.rps)} | {fmt(ratio, 2)} | {fmt(row.cpu_us, 1)} "
+            f"| {fmt(added, 1)} | {fmt(by_cpu, 2)} | {fmt(row.p50_ms, 2)} | {fmt(row.p99_ms, 2)} | {fmt(p99, 2)} "
+            f"| {ops} | {row.errors} |"
+        )
+    return lines
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--quick", action="store_true", help="one server pass, short runs (~2 minutes)")
+    parser.add_argument(
+        "--peers", help="comma-separated peer keys (default: all that can run here); 'fastapi' is always added"
+    )
+    parser.add_argument("--list", action="store_true", help="list the peers and whether each can run here")
+    parser.add_argument("--duration", type=int, help="seconds of each measured wrk run (default 2)")
+    parser.add_argument("--rounds", type=int, help="interleaved rounds per cell, best kept (default 2, quick 1)")
+    parser.add_argument("--warmup", type=int, help="seconds of wrk warm-up before each run (default 1)")
+    parser.add_argument("--passes", help="server passes, e.g. 'uvloop+httptools,asyncio+h11' (quick: the first)")
+    parser.add_argument("--routes", default="bare,read,write")
+    parser.add_argument("--budget", type=float, help="seconds of in-process timing per route (default 0.6, quick 0.3)")
+    parser.add_argument("--sizes", default="100,10000,100000", help="session sizes in bytes for the size scan")
+    parser.add_argument(
+        "--live-sessions", help="live sessions for the store scan (default 1,10000,100000; quick 1,10000)"
+    )
+    parser.add_argument("--race-writes", type=int, default=300)
+    parser.add_argument("--race-readers", type=int, default=16)
+    parser.add_argument("--skip", default="", help="comma-separated sections to skip: http,inproc,race,sizes,live")
+    parser.add_argument("--output", default=os.path.join(RESULTS, "latest.md"))
+    args = parser.parse_args()
+    args.duration = args.duration or 2
+    args.rounds = args.rounds or (1 if args.quick else 2)
+    args.warmup = args.warmup or 1
+    args.budget = args.budget or (0.3 if args.quick else 0.6)
+    args.routes = [route for route in args.routes.split(",") if route]
+    live = [int(n) for n in (args.live_sessions or ("1,10000" if args.quick else "1,10000,100000")).split(",")]
+    passes = PASSES[:1] if args.quick else PASSES
+    if args.passes:
+        passes = [tuple(item.split("+")) for item in args.passes.split(",")]  # type: ignore[misc]
+    skip = set(filter(None, args.skip.split(",")))
+
+    peers = all_peers()
+    for peer in peers:
+        check_peer(peer)
+    if args.list:
+        for peer in peers:
+            print(f"{peer.key:22} {peer.label:42} {'ok' if not peer.missing else 'skipped: ' + peer.missing}")
+        return 0
+    if args.peers:
+        wanted = set(args.peers.split(",")) | {"fastapi"}
+        unknown = wanted - {peer.key for peer in peers}
+        if unknown:
+            parser.error(f"unknown peers: {', '.join(sorted(unknown))} (see --list)")
+        peers = [peer for peer in peers if peer.key in wanted]
+    for tool in ("wrk", "taskset", "redis-server", "redis-cli"):
+        if shutil.which(tool) is None:
+            print(
+                f"{tool} is missing: apt-get update && apt-get install -y wrk util-linux redis-server", file=sys.stderr
+            )
+            return 2
+    skipped = [peer for peer in peers if peer.missing]
+    peers = [peer for peer in peers if not peer.missing]
+    os.sched_setaffinity(0, {int(CLIENT_CORE)})
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # stop the servers on the way out
+
+    started = time.monotonic()
+    redis = RedisServer() if any(peer.store == "redis" for peer in peers) else None
+    postgres = Postgres() if any(peer.store == "postgres" for peer in peers) else None
+    services = Services(redis, postgres)
+    out: list[str] = []
+    command = (
+        "bench/run " + " ".join(sys.argv[1:])
+        if os.environ.get("BENCH_WRAPPER")
+        else "python bench/run.py " + " ".join(sys.argv[1:])
+    )
+    try:
+        if redis is not None:
+            redis.start()
+        if postgres is not None:
+            postgres.ensure()
+        out += [
+            "# fastapi_sessions benchmark",
+            "",
+            f"- date: {datetime.datetime.now(datetime.UTC).strftime('%Y-%m-%d %H:%M UTC')}",
+            f"- machine: {machine()}",
+            f"- command: `{command.strip()}`",
+            f"- method: uvicorn, 1 worker, `taskset -c {SERVER_CORE}`; `taskset -c {CLIENT_CORE} wrk -t1 "
+            f"-c{CONNECTIONS} -d{args.duration}s --latency` after a {args.warmup} s warm-up; one session cookie "
+            "shared by all connections; ratios are against bare FastAPI's same route in the same pass",
+            "- versions:",
+            *versions(peers, services),
+        ]
+        if skipped:
+            out.append("- not run: " + "; ".join(f"{peer.key} ({peer.missing})" for peer in skipped))
+        out.append("")
+        http_rows: dict[str, list[Row]] = {}
+        lua = os.path.join(tempfile.mkdtemp(prefix="fastapi-sessions-bench-"), "session.lua")
+        with open(lua, "w") as file:
+            file.write(WRK_LUA)
+        race_rows: list[str] = []
+        race_head = [
+            f"## Lost updates: {args.race_writes} sequential POST /write racing {args.race_readers} clients reading "
+            "the same session (one shared cookie jar, like a browser's tabs; uvloop+httptools)",
+            "",
+            "| peer | increments kept | reads during the race |",
+            "|---|--:|--:|",
+        ]
+        if "http" not in skip:
+            for index, (loop, http) in enumerate(passes):
+                print(f"HTTP pass {loop}+{http}", file=sys.stderr)
+                with_race = race_rows if index == 0 and "race" not in skip and (loop, http) == PASSES[0] else None
+                rows = http_pass(peers, services, loop, http, args, lua, with_race)
+                http_rows[f"{loop}+{http}"] = rows
+                others = statistics.median(row.others for row in rows)
+                out += [f"## HTTP: uvicorn --loop {loop} --http {http}", "", *http_table(rows), ""]
+                out += [
+                    f"Other processes used {others:.0%} of the server's core during the median run"
+                    + (
+                        " (a busy machine: read the ratios and CPU columns, not the absolute req/s)."
+                        if others > 0.1
+                        else "."
+                    ),
+                    "",
+                ]
+            out += [
+                HTTP_NOTES.format(rounds=args.rounds),
+                "",
+            ]
+        if "race" not in skip and not race_rows:
+            print("race", file=sys.stderr)
+            for peer in peers:
+                if peer.store == "none":
+                    continue
+                services.reset(peer)
+                with Server(peer, services, *PASSES[0]) as server:
+                    kept, reads = asyncio.run(race(server.port, args.race_writes, args.race_readers))
+                race_rows.append(f"| {peer.label} | {kept} / {args.race_writes} | {reads} |")
+        if race_rows:
+            out += [*race_head, *race_rows, ""]
+
+        inproc_results: dict[str, dict[str, Any]] = {}
+        sizes = [int(size) for size in args.sizes.split(",") if size] if "sizes" not in skip else []
+        if "inproc" not in skip or sizes:
+            print("in-process", file=sys.stderr)
+            for peer in peers:
+                if peer.kind != "py":
+                    continue
+                services.reset(peer)
+                options = [
+                    "--routes",
+                    ",".join(args.routes) if "inproc" not in skip else "",
+                    "--budget",
+                    str(args.budget),
+                ]
+                if sizes and peer.store != "none":
+                    options += ["--sizes", ",".join(map(str, sizes))]
+                inproc_results[peer.key] = inproc(peer, services, *options)
+                print(f"  {peer.key}", file=sys.stderr)
+        if "inproc" not in skip:
+            out += ["## In-process (no server, no network)", ""]
+            out += ["| peer | " + " | ".join(f"{route} µs | {route} +µs" for route in args.routes) + " |"]
+            out += ["|---|" + "--:|--:|" * len(args.routes)]
+            bare = inproc_results.get("fastapi", {}).get("routes", {})
+            for key, result in inproc_results.items():
+                cells = []
+                for route in args.routes:
+                    us = result["routes"][route]["us"]
+                    cells.append(f"{us:.1f} | {us - bare[route]['us']:+.1f}" if route in bare else f"{us:.1f} | -")
+                out.append(f"| {next(p.label for p in peers if p.key == key)} | " + " | ".join(cells) + " |")
+            out += [
+                "",
+                "Each request is one call of the ASGI app with a prepared scope (Python 3.11, uvloop, one core); µs is "
+                "the best of five timed rounds; +µs is over bare FastAPI's same route. This is the library's own cost "
+                "plus its "
+                "store's (for Redis and PostgreSQL, mostly the round trip).",
+                "",
+            ]
+        if sizes:
+            out += ["## Read cost by session size (in-process µs per GET /read)", ""]
+            out += ["| peer | " + " | ".join(f"{size:,} B" for size in sizes) + " |", "|---|" + "--:|" * len(sizes)]
+            for key, result in inproc_results.items():
+                if result["sizes"]:
+                    label = next(p.label for p in peers if p.key == key)
+                    out.append(
+                        f"| {label} | " + " | ".join(f"{result['sizes'][str(size)]['us']:.1f}" for size in sizes) + " |"
+                    )
+            out += ["", "The session holds a string of that many bytes besides the counter.", ""]
+
+        if "live" not in skip:
+            stored = [peer for peer in peers if peer.kind == "py" and peer.store in ("redis", "postgres")]
+            if stored:
+                print("live sessions", file=sys.stderr)
+                out += ["## Read cost by live sessions in the store (in-process µs per GET /read)", ""]
+                out += ["| peer | " + " | ".join(f"{n:,}" for n in live) + " |", "|---|" + "--:|" * len(live)]
+                for peer in stored:
+                    cells = []
+                    for count in live:
+                        services.reset(peer)
+                        cookie = inproc(peer, services, "--setup-only")["cookie"]
+                        fill_started = time.monotonic()
+                        if count > 1 and peer.store == "redis" and redis is not None:
+                            fill_redis(redis, REDIS_DB[peer.family], count)
+                        elif count > 1 and peer.store == "postgres" and postgres is not None:
+                            fill_postgres(postgres, our_store_key(cookie), count)
+                        fill = time.monotonic() - fill_started
+                        result = inproc(
+                            peer, services, "--cookie", cookie, "--routes", "read", "--budget", str(args.budget)
+                        )
+                        cells.append(f"{result['routes']['read']['us']:.1f}")
+                        print(f"  {peer.key} {count:,}: {cells[-1]} µs (fill {fill:.1f}s)", file=sys.stderr)
+                    services.reset(peer)
+                    out.append(f"| {peer.label} | " + " | ".join(cells) + " |")
+                out += [
+                    "",
+                    "The store is filled with copies of a real session record (Redis: DUMP/RESTORE through "
+                    "`redis-cli --pipe`; PostgreSQL: INSERT ... SELECT from generate_series), each with its own key.",
+                    "",
+                ]
+
+        out += targets(http_rows.get("+".join(PASSES[0]), []), inproc_results)
+        load = os.getloadavg()[0]
+        out += [f"Finished in {time.monotonic() - started:.0f} s; load average at the end {load:.2f}.", ""]
+    finally:
+        if redis is not None:
+            redis.stop()
+    text = "\n".join(out)
+    print(text)
+    os.makedirs(os.path.dirname(args.output), exist_ok=True)
+    with open(args.output, "w") as file:
+        file.write(text)
+    print(f"written to {os.path.relpath(args.output)}", file=sys.stderr)
+    return 0
+
+
+def targets(rows: list[Row], inproc_results: dict[str, dict[str, Any]]) -> list[str]:
+    """The project's performance targets, checked against this run (uvloop+httptools pass)."""
+
+    def row(peer: str, route: str) -> Row | None:
+        return next((r for r in rows if r.peer.key == peer and r.route == route), None)
+
+    lines = ["## Targets (uvloop+httptools pass)", "", "| target | measured | met |", "|---|--:|---|"]
+
+    def check(name: str, value: float | None, limit: float, higher_is_better: bool, unit: str = "") -> None:
+        if value is None or value != value:
+            lines.append(f"| {name} | not measured | - |")
+            return
+        met = value >= limit if higher_is_better else value <= limit
+        lines.append(f"| {name} | {value:.2f}{unit} | {'met' if met else '**not met**'} |")
+
+    def ratio(peer: str, route: str) -> float | None:
+        mine, base = row(peer, route), row("fastapi", route)
+        return mine.rps / base.rps if mine and base else None
+
+    def p99(peer: str) -> float | None:
+        mine, base = row(peer, "read"), row("fastapi", "read")
+        return mine.p99_ms / base.p99_ms if mine and base and base.p99_ms else None
+
+    added = None
+    if "ours-memory" in inproc_results and "fastapi" in inproc_results:
+        added = (
+            inproc_results["ours-memory"]["routes"]["read"]["us"] - inproc_results["fastapi"]["routes"]["read"]["us"]
+        )
+    check("memory store: read req/s ≥ 0.85 x bare", ratio("ours-memory", "read"), 0.85, True, "x")
+    check("memory store: read adds ≤ 25 µs in-process", added, 25, False, " µs")
+    check("Redis store: read req/s ≥ 0.70 x bare", ratio("ours-redis", "read"), 0.70, True, "x")
+    check("Redis store: write req/s ≥ 0.55 x bare", ratio("ours-redis", "write"), 0.55, True, "x")
+    check("memory store: read p99 ≤ 2 x bare p99", p99("ours-memory"), 2.0, False, "x")
+    check("Redis store: read p99 ≤ 2 x bare p99", p99("ours-redis"), 2.0, False, "x")
+    lines.append("")
+    return lines
+
+
+if __name__ == "__main__":
+    sys.exit(main())
