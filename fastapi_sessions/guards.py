@@ -1,10 +1,12 @@
 """Guard dependencies: authentication, roles, step-up and CSRF, each returning the typed session."""
 
+import inspect
 import secrets
 from collections.abc import Callable, Collection
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
 from urllib.parse import urlsplit
 
+from fastapi import params
 from fastapi.openapi.models import APIKey, APIKeyIn
 from fastapi.security.base import SecurityBase
 from starlette.exceptions import HTTPException, WebSocketException
@@ -27,9 +29,12 @@ SCHEME_NAME = "SessionCookie"
 
 
 def public(endpoint: F) -> F:
-    """Exempt a route from the session guards applied to its router or app.
+    """Exempt a route from the session guards applied through ``dependencies=[...]``.
 
-    Put it below the route decorator::
+    Guards listed in the ``dependencies`` of the app, a router or the route are skipped; a guard the
+    endpoint declares as one of its own parameters still applies, so a second-factor page can be
+    public under an app-wide `SessionManager.require_auth` and still ask for
+    `SessionManager.require_partial_auth`. Put it below the route decorator::
 
         app = FastAPI(dependencies=[Depends(sessions.require_auth)])
 
@@ -37,13 +42,28 @@ def public(endpoint: F) -> F:
         @sessions.public
         async def health() -> dict[str, str]: ...
     """
-    setattr(endpoint, _PUBLIC_ATTRIBUTE, True)
+    setattr(endpoint, _PUBLIC_ATTRIBUTE, frozenset(map(id, _parameter_dependencies(endpoint))))
     return endpoint
+
+
+def _parameter_dependencies(endpoint: Callable[..., Any]) -> list[Any]:
+    """The callables an endpoint depends on through its own parameters (``Depends`` in a default or ``Annotated``)."""
+    found: list[Any] = []
+    for parameter in inspect.signature(endpoint).parameters.values():
+        candidates = [parameter.default, *getattr(parameter.annotation, "__metadata__", ())]
+        found.extend(item.dependency for item in candidates if isinstance(item, params.Depends))
+    return found
+
+
+def _exempt(connection: HTTPConnection, guard: object) -> bool:
+    """Whether ``guard`` is skipped: the route is `public` and the guard is not one of its parameters."""
+    own: frozenset[int] | None = getattr(connection.scope.get("endpoint"), _PUBLIC_ATTRIBUTE, None)
+    return own is not None and id(guard) not in own
 
 
 def is_public(connection: HTTPConnection) -> bool:
     """Whether the route handling this request was marked with `public`."""
-    return getattr(connection.scope.get("endpoint"), _PUBLIC_ATTRIBUTE, False) is True
+    return getattr(connection.scope.get("endpoint"), _PUBLIC_ATTRIBUTE, None) is not None
 
 
 def _deny(connection: HTTPConnection, status_code: int, detail: str) -> Exception:
@@ -94,7 +114,7 @@ class SessionGuard(_CookieScheme[ModelT]):
 
     async def __call__(self, request: HTTPConnection) -> ModelT:
         session = await self.manager.session_for(request)
-        if is_public(request):
+        if _exempt(request, self):
             return session
         auth = session
         assert isinstance(auth, AuthSession)
@@ -119,8 +139,10 @@ class CsrfGuard(_CookieScheme[ModelT]):
 
     The token is the session's `SessionModel.csrf_token`, sent in the ``X-CSRF-Token`` header or a
     ``csrf_token`` form field. The ``Origin`` header (or, lacking it, ``Referer``) must be the
-    request's own origin or one of ``csrf_trusted_origins``. Safe methods pass. Returns the session;
-    answers 403 otherwise.
+    request's own origin or one of ``csrf_trusted_origins``. Safe methods pass. On a WebSocket, whose
+    handshake can carry no token, the ``Origin`` check alone applies, which stops other sites from
+    opening a socket with the user's cookie. Returns the session; answers 403 (or closes the WebSocket
+    with 1008) otherwise.
     """
 
     header_name = "x-csrf-token"
@@ -130,27 +152,36 @@ class CsrfGuard(_CookieScheme[ModelT]):
         super().__init__(manager, "Session cookie; unsafe requests also need the X-CSRF-Token header")
         self.trusted_origins = frozenset(origin.rstrip("/") for origin in manager.settings.csrf_trusted_origins)
 
-    async def __call__(self, request: Request) -> ModelT:
-        session = await self.manager.session_for(request)
-        if request.method in _SAFE_METHODS or is_public(request):
+    async def __call__(self, connection: HTTPConnection) -> ModelT:
+        session = await self.manager.session_for(connection)
+        if _exempt(connection, self):
             return session
-        origin = request.headers.get("origin")
-        if origin is None and (referer := request.headers.get("referer")):
+        websocket = connection.scope["type"] == "websocket"
+        if not websocket and connection.scope["method"] in _SAFE_METHODS:
+            return session
+        origin = connection.headers.get("origin")
+        if origin is None and (referer := connection.headers.get("referer")):
             try:
                 parts = urlsplit(referer)
             except ValueError:  # e.g. an unclosed IPv6 bracket: no origin of ours
                 origin = "null"
             else:
                 origin = f"{parts.scheme}://{parts.netloc}"
-        if origin is not None and origin.rstrip("/") not in self.trusted_origins:
-            own = f"{request.url.scheme}://{request.headers.get('host', '')}"
-            if origin.rstrip("/") != own:
-                raise _deny(request, HTTP_403_FORBIDDEN, "CSRF check failed: cross-origin request")
-        sent = request.headers.get(self.header_name)
-        if sent is None and request.headers.get("content-type", "").startswith(
-            ("application/x-www-form-urlencoded", "multipart/form-data")
+        if origin is not None and not self._trusted(connection, origin.rstrip("/")):
+            raise _deny(connection, HTTP_403_FORBIDDEN, "CSRF check failed: cross-origin request")
+        if websocket:
+            if origin is None:
+                raise _deny(connection, HTTP_403_FORBIDDEN, "CSRF check failed: no Origin on the WebSocket handshake")
+            return session
+        sent = connection.headers.get(self.header_name)
+        if (
+            sent is None
+            and isinstance(connection, Request)
+            and connection.headers.get("content-type", "").startswith(
+                ("application/x-www-form-urlencoded", "multipart/form-data")
+            )
         ):
-            form = await request.form()
+            form = await connection.form()
             value = form.get(self.form_field)
             sent = value if isinstance(value, str) else None
         expected = session._bound().meta.get("_csrf")
@@ -160,5 +191,11 @@ class CsrfGuard(_CookieScheme[ModelT]):
             or not isinstance(expected, str)
             or not secrets.compare_digest(sent.encode("utf-8", "surrogateescape"), expected.encode("utf-8"))
         ):
-            raise _deny(request, HTTP_403_FORBIDDEN, "CSRF check failed: missing or wrong token")
+            raise _deny(connection, HTTP_403_FORBIDDEN, "CSRF check failed: missing or wrong token")
         return session
+
+    def _trusted(self, connection: HTTPConnection, origin: str) -> bool:
+        if origin in self.trusted_origins:
+            return True
+        scheme = {"ws": "http", "wss": "https"}.get(connection.url.scheme, connection.url.scheme)
+        return origin == f"{scheme}://{connection.headers.get('host', '')}"

@@ -1,6 +1,6 @@
 """`SessionSettings`: every option of fastapi_sessions, read from ``SESSION_*`` environment variables."""
 
-from typing import Annotated, Any, Literal, Self
+from typing import Annotated, Any, Literal, Self, get_args
 
 from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
@@ -104,6 +104,8 @@ class SessionSettings(BaseSettings):
         env_file_encoding="utf-8",
         extra="ignore",
         frozen=True,
+        # An empty variable (``SESSION_DOMAIN=`` in a copied .env.example) means "not set".
+        env_parse_none_str="",
     )
 
     secret_key: SecretStr
@@ -128,9 +130,21 @@ class SessionSettings(BaseSettings):
     csrf_trusted_origins: Annotated[list[str], NoDecode] = Field(default_factory=list)
     encryption_keys: Annotated[list[SecretStr], NoDecode] = Field(default_factory=list)
 
+    @model_validator(mode="before")
+    @classmethod
+    def _empty_means_default(cls, data: Any) -> Any:
+        # An empty variable reads as None; for a field that cannot be None, that means "use the default".
+        if isinstance(data, dict):
+            for name in [name for name, value in data.items() if value is None and name in cls.model_fields]:
+                if type(None) not in get_args(cls.model_fields[name].annotation) and name != "secret_key":
+                    del data[name]
+        return data
+
     @field_validator("secret_key_fallbacks", "csrf_trusted_origins", "encryption_keys", mode="before")
     @classmethod
     def _split_commas(cls, value: Any) -> Any:
+        if value is None:
+            return []
         if isinstance(value, str):
             return [item.strip() for item in value.split(",") if item.strip()]
         return value
@@ -139,6 +153,16 @@ class SessionSettings(BaseSettings):
     @classmethod
     def _lower_same_site(cls, value: Any) -> Any:
         return value.lower() if isinstance(value, str) else value
+
+    @field_validator("secret_key", mode="before")
+    @classmethod
+    def _present_secret(cls, value: Any) -> Any:
+        if value is None:
+            raise ValueError(
+                "SESSION_SECRET_KEY is empty; generate one with: "
+                "python -c 'import secrets; print(secrets.token_urlsafe(48))'"
+            )
+        return value
 
     @field_validator("secret_key")
     @classmethod
