@@ -170,6 +170,11 @@ def parsed_cookies(response: Response) -> list[SetCookie]:
     return [SetCookie.parse(header) for header in set_cookies(response)]
 
 
+def assert_no_new_cookie(response: Response) -> None:
+    """A request whose cookie named no live session gets no cookie back, at most the old one expired."""
+    assert all(cookie.max_age == 0 and cookie.value == "" for cookie in parsed_cookies(response)), response.headers
+
+
 class Browser:
     """One browser: its own session cookie and User-Agent, over a shared `TestClient`.
 
@@ -352,6 +357,12 @@ def build_app(sessions: SessionManager[UserSession]) -> FastAPI:
             session.flash(flash)
         return {"ok": True}
 
+    @app.post("/switch-user")
+    async def switch_user(session: Session, uid: str) -> dict[str, Any]:
+        session.logout()
+        session.login(uid)
+        return view(session)
+
     @app.post("/destroy")
     async def destroy(session: Session, flash: str | None = None) -> dict[str, bool]:
         session.destroy()
@@ -435,10 +446,10 @@ def test_login_issues_new_id_keeps_data_and_kills_the_old_record(h: Harness) -> 
     assert h.record(anonymous) is None
     assert h.record(browser.cookie) is not None
     assert browser.get("/me").json() == {"user_id": "alice", "roles": [], "theme": "dark", "pending": []}
-    # The old cookie names nothing: a fresh anonymous session, and its cookie is expired.
+    # The old cookie names nothing: a fresh anonymous session, and no new cookie.
     replayed = browser.replay("GET", "/read", anonymous)
     assert replayed.json()["theme"] == "light"
-    assert [cookie.max_age for cookie in parsed_cookies(replayed)] == [0]
+    assert_no_new_cookie(replayed)
 
 
 @pytest.mark.parametrize(
@@ -638,6 +649,20 @@ def test_a_flash_after_logout_is_kept_in_a_new_session(h: Harness, path: str, lo
     assert browser.replay("GET", "/read", before).json()["theme"] == "light"
 
 
+def test_logout_then_login_in_one_request_switches_user(h: Harness) -> None:
+    browser = h.browser()
+    browser.post("/login", params={"uid": "alice", "role": "admin"})
+    browser.post("/write", params={"theme": "dark"})
+    before = browser.cookie
+    assert before is not None
+    response = browser.post("/switch-user", params={"uid": "bob"})
+    assert response.json()["user_id"] == "bob"
+    assert browser.cookie is not None and browser.cookie != before
+    assert browser.get("/me").json() == {"user_id": "bob", "roles": [], "theme": "light", "pending": []}
+    assert h.record(before) is None
+    assert browser.replay("GET", "/me", before).status_code == 401
+
+
 def test_idle_timeout_counts_from_last_seen_on_the_server(backend: Backend) -> None:
     with harness(backend, idle_timeout=600, touch_after=60) as h:
         browser = h.browser()
@@ -648,7 +673,7 @@ def test_idle_timeout_counts_from_last_seen_on_the_server(backend: Backend) -> N
         h.clock.advance(600)
         response = browser.get("/me")
         assert response.status_code == 401
-        assert [cookie.max_age for cookie in parsed_cookies(response)] == [0]
+        assert_no_new_cookie(response)
 
 
 def test_without_rolling_only_writes_count_as_activity(backend: Backend) -> None:
@@ -680,8 +705,9 @@ def test_absolute_timeout_is_never_extended(backend: Backend) -> None:
         h.clock.advance(299)
         assert browser.get("/me").status_code == 200
         h.clock.advance(1)
-        assert browser.get("/me").status_code == 401
-        assert browser.cookie is None
+        expired = browser.get("/me")
+        assert expired.status_code == 401
+        assert_no_new_cookie(expired)
 
 
 # Keys and secrets.
