@@ -15,9 +15,10 @@ from functools import partial
 from typing import Annotated, Any
 
 import pytest
-from fastapi import Depends, FastAPI
+from fastapi import Depends, FastAPI, WebSocket
 from fastapi.testclient import TestClient
 from starlette.types import Message
+from starlette.websockets import WebSocketDisconnect
 
 from fastapi_sessions import AuthSession, MemoryStore, SessionManager, StoredSession, StoreUnavailableError
 from fastapi_sessions.signing import CookieSigner, new_session_id
@@ -67,6 +68,12 @@ def build_app(sessions: SessionManager[UserSession]) -> FastAPI:
     @app.get("/pages/{name}")
     async def page(session: Session, name: str) -> dict[str, Any]:
         return {"name": name, "theme": session.theme}
+
+    @app.websocket("/ws")
+    async def updates(websocket: WebSocket, session: Annotated[UserSession, Depends(sessions.require_auth)]) -> None:
+        await websocket.accept()
+        await websocket.send_json({"user_id": session.user_id})
+        await websocket.close()
 
     @app.get("/csrf")
     async def csrf(session: Session) -> dict[str, str]:
@@ -217,6 +224,23 @@ def test_hostile_cookie_is_an_anonymous_session(h: Harness, case: str) -> None:
     # Only a value shaped like a cookie this server issues, with a good signature, costs a store read.
     loads = h.store.calls["load"]
     assert loads == (4 if case == "signed-unknown-id" else 0), case
+
+
+@pytest.mark.parametrize("case", ["tampered-signature", "re-signed-with-another-key", "signed-unknown-id", "object-ne"])
+def test_hostile_cookie_on_a_websocket_is_refused(h: Harness, case: str) -> None:
+    cookie = hostile_cookies(h)[case]
+    raw = cookie if isinstance(cookie, bytes) else cookie.encode()
+    h.client.cookies.clear()
+    with no_writes(h), pytest.raises(WebSocketDisconnect) as refused:
+        with h.client.websocket_connect(
+            "wss://testserver/ws", headers={"cookie": (COOKIE.encode() + b"=" + raw).decode()}
+        ):
+            pass
+    assert refused.value.code == 1008
+    # The victim's own cookie opens it.
+    assert h.victim.cookie is not None
+    with h.client.websocket_connect("wss://testserver/ws", headers={"cookie": f"{COOKIE}={h.victim.cookie}"}) as ws:
+        assert ws.receive_json() == {"user_id": "victim"}
 
 
 def test_a_huge_cookie_header_is_ignored(h: Harness) -> None:
