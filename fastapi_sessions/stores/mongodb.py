@@ -100,7 +100,8 @@ class MongoStore(SessionStore):
         ``mongodb+srv://`` works too. The database comes from the path (default ``fastapi_sessions``).
         Besides the driver's own options, the query may hold ``collection=`` (default ``sessions``) and
         ``create_indexes=false``; these are removed before the URI reaches ``AsyncMongoClient``.
-        ``serverSelectionTimeoutMS`` defaults to 1500, ``connectTimeoutMS`` and ``socketTimeoutMS`` to 2000.
+        ``serverSelectionTimeoutMS`` defaults to 1500, ``connectTimeoutMS`` and ``socketTimeoutMS`` to 2000
+        (``socketTimeoutMS`` to none when the URL sets ``timeoutMS``).
 
         Raises:
             SessionConfigError: the URL is malformed, or an option is unknown or has a bad value.
@@ -132,6 +133,8 @@ class MongoStore(SessionStore):
             raise SessionConfigError(f"SESSION_STORE_URL {shown!r}: create_indexes must be true or false")
         database = unquote(parts.path.lstrip("/")) or DEFAULT_DATABASE
         given = {item.partition("=")[0].lower() for item in kept}
+        if "timeoutms" in given:
+            given.add("sockettimeoutms")  # timeoutMS bounds each whole operation: no shorter reply timeout
         timeouts: dict[str, Any] = {name: ms for name, ms in _DEFAULT_TIMEOUTS_MS.items() if name.lower() not in given}
         uri = urlunsplit((parts.scheme, parts.netloc, parts.path, "&".join(kept), parts.fragment))
 
@@ -172,7 +175,8 @@ class MongoStore(SessionStore):
         try:
             await self._ensure_indexes()
         except StoreUnavailableError as exc:
-            logger.warning("%s; the indexes will be created on first use", exc)
+            # The message only: a log record that holds the exception keeps the client's internals alive.
+            logger.warning("%s; the indexes will be created on first use", str(exc))
 
     async def close(self) -> None:
         """Close the client if the store created it (`from_url`); a client passed in is left open."""
