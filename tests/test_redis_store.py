@@ -222,6 +222,17 @@ async def test_data_names_cannot_reach_the_reserved_fields(store: RedisStore) ->
 
 
 @pytest.mark.anyio
+async def test_an_empty_session_and_a_foreign_hash(store: RedisStore, shared: redis.Redis) -> None:
+    await store.create("empty", {}, ttl=TTL, user_id=None)
+    loaded = await store.load("empty")
+    assert loaded is not None and (loaded.data, loaded.version, loaded.user_id) == ({}, 1, None)
+    # A hash under the prefix that this store did not write is no session.
+    shared.hset(store.session_key("foreign"), mapping={"a": "1"})
+    assert await store.load("foreign") is None
+    assert await store.update("foreign", {"a": 2}, ttl=TTL) is UpdateResult.MISSING
+
+
+@pytest.mark.anyio
 async def test_many_fields_are_written_in_chunks(store: RedisStore) -> None:
     data = {f"f{i}": i for i in range(5000)}
     await store.create("k1", data, ttl=TTL, user_id=None)
