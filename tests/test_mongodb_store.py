@@ -21,6 +21,15 @@ from fastapi import Depends, FastAPI
 from mongomock_motor import AsyncMongoMockClient
 from motor.motor_asyncio import AsyncIOMotorClient
 from pymongo import AsyncMongoClient, MongoClient
+from pymongo.errors import (
+    AutoReconnect,
+    ConfigurationError,
+    ExecutionTimeout,
+    NetworkTimeout,
+    NotPrimaryError,
+    OperationFailure,
+    WTimeoutError,
+)
 
 from fastapi_sessions import (
     AuthSession,
@@ -188,6 +197,59 @@ async def test_an_update_touching_no_field_still_resets_expiry_and_bumps_version
     clock.advance(9)
     loaded = await store.load("k1")
     assert loaded is not None and loaded.data == {"a": 1} and loaded.version == 2
+
+
+@pytest.mark.anyio
+async def test_load_many_with_no_keys_and_repeated_keys(store: MongoStore) -> None:
+    await store.create("k1", {"n": 1}, ttl=TTL, user_id=None)
+    assert await store.load_many([]) == []
+    assert [item.data if item else None for item in await store.load_many(["k1", "k2", "k1"])] == [
+        {"n": 1},
+        None,
+        {"n": 1},
+    ]
+
+
+# The driver's errors.
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize(
+    "error",
+    [
+        AutoReconnect("connection closed"),
+        NotPrimaryError("not primary"),
+        NetworkTimeout("timed out"),
+        ExecutionTimeout("operation exceeded time limit", 50),
+        OperationFailure("operation exceeded time limit", 50),  # a timeout by its code
+        WTimeoutError("waiting for replication timed out", 64),
+        ConfigurationError("The DNS query name does not exist: _mongodb._tcp.cluster0.example.net."),
+    ],
+    ids=lambda error: type(error).__name__,
+)
+async def test_unavailability_errors_become_store_unavailable(
+    store: MongoStore, error: Exception, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    async def fail(*args: Any, **kwargs: Any) -> None:
+        raise error
+
+    monkeypatch.setattr(store.collection, "find_one", fail)
+    with pytest.raises(StoreUnavailableError) as raised:
+        await store.load("k1")
+    assert str(raised.value).startswith(
+        f"MongoStore: load on MongoDB, collection fs_test.sessions failed: {type(error).__name__}"
+    )
+    assert raised.value.__cause__ is error
+
+
+@pytest.mark.anyio
+async def test_other_driver_errors_are_not_unavailability(store: MongoStore, monkeypatch: pytest.MonkeyPatch) -> None:
+    async def fail(*args: Any, **kwargs: Any) -> None:
+        raise OperationFailure("command find requires authentication", 13)
+
+    monkeypatch.setattr(store.collection, "find_one", fail)
+    with pytest.raises(OperationFailure, match="requires authentication"):
+        await store.load("k1")
 
 
 # Hostile input: user IDs are values, field names never become paths of their own choosing.

@@ -222,14 +222,14 @@ class MongoStore(SessionStore):
 
     def _where(self) -> str:
         collection = self._collection
-        hosts = self._hosts or "MongoDB"
-        if self._hosts is None:
+        hosts = self._hosts
+        if hosts is None:
             try:
                 addresses = collection.database.client.topology_description.server_descriptions()
                 hosts = ",".join(f"{host}:{port}" for host, port in addresses)
-            except Exception:  # a client without pymongo's topology (a test double): names suffice
-                pass
-        return f"MongoDB at {hosts}, collection {collection.full_name}"
+            except Exception:  # a client without pymongo's topology (a test double): the names suffice
+                hosts = None
+        return f"MongoDB{f' at {hosts}' if hosts else ''}, collection {collection.full_name}"
 
     def _now(self) -> datetime:
         return datetime.fromtimestamp(self._clock(), UTC)
