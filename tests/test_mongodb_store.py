@@ -117,6 +117,27 @@ async def test_a_conflicting_index_is_a_config_error() -> None:
         await MongoStore(collection).open()
 
 
+@pytest.mark.anyio
+async def test_a_timeout_while_creating_indexes_is_retried_on_first_use(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    store = MongoStore(AsyncMongoMockClient(), database="fs_test")
+    create_index = store.collection.create_index
+
+    async def time_out(*args: Any, **kwargs: Any) -> None:
+        raise ExecutionTimeout("operation exceeded time limit", 50)
+
+    monkeypatch.setattr(store.collection, "create_index", time_out)
+    await store.open()  # the app still starts
+    assert "the indexes will be created on first use" in caplog.text
+    with pytest.raises(StoreUnavailableError, match="creating indexes before load"):
+        await store.load("k1")
+
+    monkeypatch.setattr(store.collection, "create_index", create_index)
+    assert await store.load("k1") is None
+    assert set(await store.collection.index_information()) == {"_id_", "exp_1", "u_1"}
+
+
 # Expiry: the TTL monitor runs once a minute, so reads filter on exp themselves.
 
 
