@@ -7,6 +7,7 @@ this module covers the rest.
 import asyncio
 import importlib
 import re
+import ssl
 import sys
 import time
 import uuid
@@ -31,6 +32,7 @@ from fastapi_sessions import (
 )
 from fastapi_sessions.signing import new_session_id, store_key
 from fastapi_sessions.stores.redis import RedisStore
+from fastapi_sessions.stores.resp import RespClient
 from tests.backends.redis import SHARED_PORT, unique_prefix
 from tests.redis_servers import HOST, SENTINEL_SERVICE, RedisServer, redis_cluster, redis_sentinel
 from tests.support import Backend, client, free_port, make_manager, set_cookies
@@ -144,7 +146,7 @@ async def any_store(request: pytest.FixtureRequest) -> AsyncIterator[RedisStore]
 
 
 async def pttl(store: RedisStore, key: str) -> int:
-    return int(await store.client.pttl(key))
+    return int(await store.client.execute_command("PTTL", key))
 
 
 @pytest.mark.anyio
@@ -376,7 +378,7 @@ def test_missing_driver_names_the_extra(monkeypatch: pytest.MonkeyPatch) -> None
 async def test_redis_url() -> None:
     store = RedisStore.from_url(
         "redis://me:p%40ss@cache.internal:6380/3?socket_timeout=0.5&socket_connect_timeout=0.25"
-        "&max_connections=7&prefix=app%3Asessions%3A"
+        "&max_connections=7&prefix=app%3Asessions%3A&driver=redis-py"
     )
     assert isinstance(store.client, Redis) and store.owns_client
     pool = store.client.connection_pool
@@ -389,21 +391,43 @@ async def test_redis_url() -> None:
     assert store.location == "Redis cache.internal:6380/3"
     await store.close()
 
-    store = RedisStore.from_url("redis://localhost")
+    store = RedisStore.from_url("redis://localhost?driver=redis-py")
     kwargs = store.client.connection_pool.connection_kwargs  # type: ignore[union-attr]
     assert (kwargs["host"], kwargs["port"], kwargs["db"]) == ("localhost", 6379, 0)
     assert kwargs["password"] is None and store.prefix == "fastapi_sessions:"
     await store.close()
 
-    store = RedisStore.from_url("redis://[::1]:6390?db=2")
+    store = RedisStore.from_url("redis://[::1]:6390?db=2&driver=redis-py")
     kwargs = store.client.connection_pool.connection_kwargs  # type: ignore[union-attr]
     assert (kwargs["host"], kwargs["port"], kwargs["db"]) == ("::1", 6390, 2)
     await store.close()
 
 
 @pytest.mark.anyio
+async def test_redis_url_builds_the_pipelining_client_by_default() -> None:
+    store = RedisStore.from_url(
+        "redis://me:p%40ss@cache.internal:6380/3?socket_timeout=0.5&socket_connect_timeout=0.25"
+    )
+    client = store.client
+    assert isinstance(client, RespClient) and store.owns_client
+    assert (client.host, client.port, client.db) == ("cache.internal", 6380, 3)
+    assert (client.command_timeout, client.connect_timeout) == (0.5, 0.25)
+    assert store.location == "Redis cache.internal:6380/3"
+    await store.close()
+    for url in ("redis+cluster://n1:7000?driver=builtin", "redis://h?driver=hiredis"):
+        with pytest.raises(SessionConfigError, match="driver must be one of builtin, redis-py"):
+            RedisStore.from_url(url)
+
+
+@pytest.mark.anyio
 async def test_rediss_url() -> None:
     store = RedisStore.from_url("rediss://cache:6380/0?ssl_cert_reqs=none&ssl_check_hostname=false")
+    assert isinstance(store.client, RespClient)
+    context = store.client._ssl
+    assert context is not None and context.verify_mode is ssl.CERT_NONE and not context.check_hostname
+    await store.close()
+
+    store = RedisStore.from_url("rediss://cache:6380/0?ssl_cert_reqs=none&ssl_check_hostname=false&driver=redis-py")
     assert isinstance(store.client, Redis)
     pool = store.client.connection_pool
     assert pool.connection_class is SSLConnection

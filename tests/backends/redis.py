@@ -1,8 +1,8 @@
 """The Redis store on a single server, behind Sentinel, and on a Cluster, for the contract and HTTP suites.
 
 ``redis`` uses the shared server at 127.0.0.1:6379 with a key prefix of the test's own, deleted
-afterwards. ``redis-sentinel`` and ``redis-cluster`` start their own servers once per session. The
-driver is imported by the fixtures only, so the other stores' tests run without it.
+afterwards, through the store's own pipelining client; ``redis-py`` does the same through redis-py.
+The driver is imported by the fixtures only, so the other stores' tests run without it.
 """
 
 import uuid
@@ -18,7 +18,7 @@ from tests.support import Backend, port_open, unavailable
 if TYPE_CHECKING:
     from tests.redis_servers import RedisServer, SentinelSetup
 
-BACKENDS = ["redis", "redis-sentinel", "redis-cluster"]
+BACKENDS = ["redis", "redis-py", "redis-sentinel", "redis-cluster"]
 
 HOST = "127.0.0.1"
 SHARED_PORT = 6379
@@ -35,26 +35,35 @@ def require_driver() -> None:
         unavailable(str(exc))
 
 
-def backend(name: str, url: str, prefix: str) -> Backend:
+def backend(name: str, url: str, prefix: str, query: str = "") -> Backend:
     from fastapi_sessions.stores.redis import RedisStore
 
-    full_url = f"{url}?prefix={quote(prefix, safe='')}"
+    full_url = f"{url}?prefix={quote(prefix, safe='')}{query}"
     return Backend(name, lambda: RedisStore.from_url(full_url), url=full_url, extra={"prefix": prefix})
 
 
-@pytest.fixture
-def backend_redis() -> Iterator[Backend]:
+def shared_server(name: str, query: str) -> Iterator[Backend]:
     require_driver()
     if not port_open(HOST, SHARED_PORT):
         unavailable(f"no Redis server at {HOST}:{SHARED_PORT}")
     prefix = unique_prefix()
-    yield backend("redis", f"redis://{HOST}:{SHARED_PORT}/0", prefix)
+    yield backend(name, f"redis://{HOST}:{SHARED_PORT}/0", prefix, query)
     import redis
 
     with redis.Redis(host=HOST, port=SHARED_PORT, db=0) as client:
         keys = list(client.scan_iter(match=f"{prefix}*", count=1000))
         if keys:
             client.delete(*keys)
+
+
+@pytest.fixture
+def backend_redis() -> Iterator[Backend]:
+    yield from shared_server("redis", "")
+
+
+@pytest.fixture
+def backend_redis_py() -> Iterator[Backend]:
+    yield from shared_server("redis-py", "&driver=redis-py")
 
 
 @pytest.fixture(scope="session")
