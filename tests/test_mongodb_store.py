@@ -53,7 +53,9 @@ def as_utc(value: datetime) -> datetime:
 
 @pytest.fixture
 def clock() -> FakeClock:
-    return FakeClock()
+    # Far ahead of the real clock, by which mongomock applies TTL indexes when it reads: documents the
+    # store's clock calls expired stay in the collection, as they do in MongoDB until its monitor runs.
+    return FakeClock(4_000_000_000.0)
 
 
 @pytest.fixture
@@ -67,14 +69,14 @@ async def store(clock: FakeClock) -> AsyncIterator[MongoStore]:
 
 @pytest.mark.anyio
 async def test_document_shape(store: MongoStore, clock: FakeClock) -> None:
-    clock.now = 1_800_000_000.0004  # sub-millisecond: the expiry rounds up to the next millisecond
+    clock.now = 4_000_000_000.0004  # sub-millisecond: the expiry rounds up to the next millisecond
     await store.create("k1", {"theme": "dark", "_created": 1.0}, ttl=30, user_id="alice")
     document = await store.collection.find_one({"_id": "k1"})
     assert set(document) == {"_id", "d", "u", "v", "exp"}
     assert document["d"] == {"theme": "dark", "_created": 1.0}
     assert document["u"] == "alice"
     assert document["v"] == 1
-    assert as_utc(document["exp"]) == datetime.fromtimestamp(1_800_000_030.001, UTC)
+    assert as_utc(document["exp"]) == datetime.fromtimestamp(4_000_000_030.001, UTC)
 
     clock.advance(10)
     assert await store.update("k1", {"theme": "light", "lang": "fr"}, removed=["_created"], ttl=30) is (
@@ -83,7 +85,7 @@ async def test_document_shape(store: MongoStore, clock: FakeClock) -> None:
     document = await store.collection.find_one({"_id": "k1"})
     assert document["d"] == {"theme": "light", "lang": "fr"}
     assert document["v"] == 2
-    assert as_utc(document["exp"]) == datetime.fromtimestamp(1_800_000_040.001, UTC)
+    assert as_utc(document["exp"]) == datetime.fromtimestamp(4_000_000_040.001, UTC)
 
 
 @pytest.mark.anyio
@@ -143,8 +145,7 @@ async def test_a_timeout_while_creating_indexes_is_retried_on_first_use(
 
 @pytest.mark.anyio
 async def test_a_document_past_exp_is_never_returned(store: MongoStore, clock: FakeClock) -> None:
-    # Expired by the store's clock, ahead of the real one: mongomock, which applies TTL indexes by the
-    # real clock when it reads, keeps the document, as MongoDB does until its TTL monitor runs.
+    # Expired by the store's clock, not yet by the real one (see the clock fixture).
     past = datetime.fromtimestamp(clock.now - 5, UTC)
     await store.collection.insert_one({"_id": "old", "d": {"n": 1}, "u": "alice", "v": 3, "exp": past})
     assert await store.collection.find_one({"_id": "old"}) is not None  # still there: the monitor lags
