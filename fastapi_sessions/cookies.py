@@ -59,13 +59,16 @@ class CookieWriter:
             attributes.append("HttpOnly")
         attributes.append(f"SameSite={settings.same_site.capitalize()}")
         self._name = settings.session_cookie_name
+        self._persistent = settings.persistent
         self._attributes = "; ".join(attributes)
         self._clear = f"{self._name}=; Max-Age=0; Expires={formatdate(0, usegmt=True)}; {self._attributes}".encode(
             "latin-1"
         )
 
     def set(self, value: str, max_age: int) -> bytes:
-        """The header value setting the cookie to ``value`` for ``max_age`` seconds."""
+        """The header value setting the cookie to ``value`` for ``max_age`` seconds (if persistent)."""
+        if not self._persistent:
+            return f"{self._name}={value}; {self._attributes}".encode("latin-1")
         return f"{self._name}={value}; Max-Age={max_age}; {self._attributes}".encode("latin-1")
 
     def clear(self) -> bytes:

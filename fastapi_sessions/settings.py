@@ -28,7 +28,16 @@ _WELL_KNOWN_SECRETS = frozenset(
     }
 )
 
-_FORBIDDEN_ATTRIBUTE_CHARS = frozenset(';,\r\n\x00 "\\')
+# RFC 6265: a cookie name is a token; Domain and Path values are printable ASCII without ';'.
+_TOKEN_SEPARATORS = frozenset('()<>@,;:\\"/[]?={} \t')
+
+
+def _is_token(value: str) -> bool:
+    return bool(value) and all("!" <= ch <= "~" and ch not in _TOKEN_SEPARATORS for ch in value)
+
+
+def _is_attribute_value(value: str) -> bool:
+    return all(" " <= ch <= "~" and ch not in ';,"\\' for ch in value) and not value.startswith(" ")
 
 
 def _check_secret(name: str, value: SecretStr) -> None:
@@ -81,6 +90,9 @@ class SessionSettings(BaseSettings):
         domain: ``SESSION_DOMAIN``. Cookie Domain. ``None`` (default) keeps the cookie on the exact
             host, which is what the ``__Host-`` prefix requires.
         path: ``SESSION_PATH``. Cookie Path.
+        persistent: ``SESSION_PERSISTENT``. Give the cookie a Max-Age (the time left of ``max_age``) so
+            it survives a browser restart. ``False`` sends a browser-session cookie, dropped when the
+            browser closes; the server-side timeouts apply either way.
         strict_updates: ``SESSION_STRICT_UPDATES``. Detect two requests changing the same session at
             once by its version number and answer the later one with 409. Off by default: changes
             to different fields all persist and the last writer of a field wins.
@@ -121,6 +133,7 @@ class SessionSettings(BaseSettings):
     same_site: Literal["lax", "strict", "none"] = "lax"
     domain: str | None = None
     path: str = "/"
+    persistent: bool = True
     strict_updates: bool = False
     store_timeout: float = Field(default=2.0, gt=0)
     retry_after: int = Field(default=5, ge=0)
@@ -180,11 +193,16 @@ class SessionSettings(BaseSettings):
     @model_validator(mode="after")
     def _check_cookie(self) -> Self:
         name = self.session_cookie_name
-        if not name or any(ch in _FORBIDDEN_ATTRIBUTE_CHARS or ch in "=()<>@:/[]?{}\t" for ch in name):
-            raise ValueError(f"SESSION_COOKIE_NAME {name!r} is not a valid cookie name")
+        if not _is_token(name):
+            raise ValueError(
+                f"SESSION_COOKIE_NAME {name!r} is not a valid cookie name (printable ASCII, no spaces or separators)"
+            )
         for label, value in (("SESSION_DOMAIN", self.domain), ("SESSION_PATH", self.path)):
-            if value is not None and any(ch in _FORBIDDEN_ATTRIBUTE_CHARS for ch in value):
-                raise ValueError(f"{label} {value!r} contains a character not allowed in a cookie attribute")
+            if value is not None and not _is_attribute_value(value):
+                raise ValueError(
+                    f"{label} {value!r} contains a character not allowed in a cookie attribute "
+                    "(printable ASCII only, no ';', ',', quotes or backslashes)"
+                )
         if not self.path.startswith("/"):
             raise ValueError(f"SESSION_PATH must start with '/', got {self.path!r}")
         if self.same_site == "none" and not self.https_only:

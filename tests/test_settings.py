@@ -2,11 +2,12 @@
 
 import os
 from pathlib import Path
+from typing import Annotated
 
 import pytest
 
 from fastapi_sessions import AuthSession, MemoryStore, SessionConfigError, SessionManager, SessionSettings
-from tests.support import OTHER_SECRET, SECRET
+from tests.support import OTHER_SECRET, SECRET, client, set_cookies
 
 
 @pytest.fixture(autouse=True)
@@ -114,3 +115,38 @@ def test_guards_need_an_auth_session() -> None:
     sessions = SessionManager(Plain, settings=SessionSettings(secret_key=SECRET))
     with pytest.raises(TypeError, match="subclasses AuthSession"):
         _ = sessions.require_auth
+
+
+@pytest.mark.parametrize(
+    ("overrides", "variable"),
+    [
+        ({"cookie_name": "sid\x01", "https_only": False}, "SESSION_COOKIE_NAME"),
+        ({"cookie_name": "s\tid", "https_only": False}, "SESSION_COOKIE_NAME"),
+        ({"cookie_name": "sïd", "https_only": False}, "SESSION_COOKIE_NAME"),
+        ({"cookie_name": "sid;", "https_only": False}, "SESSION_COOKIE_NAME"),
+        ({"domain": "example.com\x7f", "cookie_name": "sid"}, "SESSION_DOMAIN"),
+        ({"domain": "exämple.com", "cookie_name": "sid"}, "SESSION_DOMAIN"),
+        ({"path": "/a;b"}, "SESSION_PATH"),
+        ({"path": "/a\r\nSet-Cookie: x=y"}, "SESSION_PATH"),
+    ],
+)
+def test_cookie_attributes_are_printable_ascii(overrides: dict[str, object], variable: str) -> None:
+    with pytest.raises(SessionConfigError, match=variable):
+        SessionSettings.load(secret_key=SECRET, **overrides)
+
+
+def test_a_browser_session_cookie_has_no_max_age() -> None:
+    from fastapi import Depends, FastAPI
+
+    sessions = SessionManager(AuthSession, settings=SessionSettings(secret_key=SECRET, persistent=False))
+    app = FastAPI()
+    sessions.install(app)
+
+    @app.post("/login")
+    async def login(session: Annotated[AuthSession, Depends(sessions)]) -> None:
+        session.login("1")
+
+    with client(app) as browser:
+        [cookie] = set_cookies(browser.post("/login"))
+    assert "Max-Age" not in cookie and "Expires" not in cookie
+    assert cookie.startswith("__Host-session=") and "; Secure" in cookie
