@@ -90,7 +90,7 @@ class RequestSession:
         if model is None:
             model = manager.model_cls()
             self.stored_data = model.model_dump(mode="json")
-        model._request_session = self
+        object.__setattr__(model, "_request_session", self)
         self.model = model
         return model
 
@@ -225,9 +225,10 @@ class RequestSession:
         if self._regenerate:
             return await self._store_new(current, now, created=self.meta.get("_created", now))
 
-        removed = [name for name in stored if name not in current and not name.startswith("_")]
         touch = manager.settings.rolling and now - self.meta.get("_seen", 0) >= manager.settings.touch_after
-        if changes or removed or self._meta_changes or touch:
+        if changes or self._meta_changes or touch:
+            # Fields the model no longer has (it changed since the session was stored) go with any write.
+            removed = [name for name in stored if name not in current and not name.startswith("_")]
             update = {**changes, **self._meta_changes, "_seen": now}
             manager.check_size({**stored, **update})
             ttl = manager.ttl(self.meta.get("_created", now), now, now)

@@ -4,7 +4,7 @@ from collections.abc import Iterable
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Annotated, ClassVar, NamedTuple
 
-from pydantic import BaseModel, ConfigDict, PlainSerializer, PrivateAttr
+from pydantic import BaseModel, ConfigDict, PlainSerializer
 
 from fastapi_sessions.exceptions import SessionNotBoundError
 
@@ -36,10 +36,12 @@ class SessionModel(BaseModel):
     privileged_fields: ClassVar[frozenset[str]] = frozenset()
     """Fields whose change is a privilege change: the session gets a new ID when one of them changes."""
 
-    _request_session: "RequestSession | None" = PrivateAttr(default=None)
+    # A slot rather than a Pydantic private attribute: validating a model with private attributes
+    # costs twice as much, and every request that uses its session validates one.
+    __slots__ = ("_request_session",)
 
     def _bound(self) -> "RequestSession":
-        bound = self._request_session
+        bound: RequestSession | None = getattr(self, "_request_session", None)
         if bound is None:
             raise SessionNotBoundError(
                 f"this {type(self).__name__} was not loaded by a SessionManager; "
