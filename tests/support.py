@@ -2,16 +2,25 @@
 
 import os
 import socket
+from collections import Counter
 from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Any, NoReturn, TypeVar
+from typing import Annotated, Any, NoReturn, TypeVar
 
 import pytest
-from fastapi import FastAPI
+from fastapi import Depends, FastAPI
 from fastapi.testclient import TestClient
 
-from fastapi_sessions import SessionManager, SessionModel, SessionSettings, SessionStore, StoredSession, UpdateResult
+from fastapi_sessions import (
+    AuthSession,
+    SessionManager,
+    SessionModel,
+    SessionSettings,
+    SessionStore,
+    StoredSession,
+    UpdateResult,
+)
 
 SECRET = "test-secret-key-for-fastapi-sessions-0123456789"
 OTHER_SECRET = "another-secret-key-for-fastapi-sessions-9876543210"
@@ -96,45 +105,90 @@ def set_cookies(response: Any) -> list[str]:
     return [value for name, value in response.headers.multi_items() if name.lower() == "set-cookie"]
 
 
+def login_app(sessions: SessionManager[AuthSession]) -> FastAPI:
+    """The small app of the store tests: ``POST /login/{user_id}``, ``GET /me`` (logged in), ``GET /health``."""
+    app = FastAPI()
+    sessions.install(app)
+
+    @app.post("/login/{user_id}")
+    async def login(user_id: str, session: Annotated[AuthSession, Depends(sessions)]) -> dict[str, str]:
+        session.login(user_id)
+        return {"user": user_id}
+
+    @app.get("/me")
+    async def me(session: Annotated[AuthSession, Depends(sessions.require_auth)]) -> dict[str, str | None]:
+        return {"user": session.user_id}
+
+    @app.get("/health")
+    async def health() -> dict[str, bool]:
+        return {"ok": True}
+
+    return app
+
+
 class CountingStore(SessionStore):
-    """Wraps a store and counts the calls of each method, to prove what a request did to the store."""
+    """Wraps a store and counts every call, to prove which requests do store I/O and which write.
 
-    def __init__(self, inner: SessionStore) -> None:
+    Args:
+        inner: The store under test.
+        lifecycle: Whether `open` and `close` reach the inner store. Off when several managers share
+            one store and the test opens and closes it once.
+
+    Attributes:
+        calls: How many times each data method ran (``open`` and ``close`` are not counted).
+        updates: The ``changes`` of every `update`, in order.
+        keys: Every key the store was given.
+    """
+
+    WRITES = ("create", "update", "delete", "replace")
+
+    def __init__(self, inner: SessionStore, *, lifecycle: bool = True) -> None:
         self.inner = inner
-        self.calls: dict[str, int] = {}
+        self.lifecycle = lifecycle
+        self.calls: Counter[str] = Counter()
         self.updates: list[dict[str, Any]] = []
+        self.keys: set[str] = set()
 
-    def _count(self, name: str) -> None:
-        self.calls[name] = self.calls.get(name, 0) + 1
+    @property
+    def in_process(self) -> bool:
+        """As the inner store: the manager applies no timeout to an in-process store."""
+        return bool(getattr(self.inner, "in_process", False))
 
     @property
     def writes(self) -> int:
-        return sum(self.calls.get(name, 0) for name in ("create", "update", "delete", "replace"))
+        return sum(self.calls[name] for name in self.WRITES)
 
     @property
-    def total(self) -> int:
+    def io(self) -> int:
+        """Every data call, reads and writes."""
         return sum(self.calls.values())
 
     def reset(self) -> None:
         self.calls.clear()
         self.updates.clear()
+        self.keys.clear()
 
     async def open(self) -> None:
-        await self.inner.open()
+        if self.lifecycle:
+            await self.inner.open()
 
     async def close(self) -> None:
-        await self.inner.close()
+        if self.lifecycle:
+            await self.inner.close()
 
     async def load(self, key: str) -> StoredSession | None:
-        self._count("load")
+        self.calls["load"] += 1
+        self.keys.add(key)
         return await self.inner.load(key)
 
     async def load_many(self, keys: Sequence[str]) -> list[StoredSession | None]:
-        self._count("load_many")
+        self.calls["load_many"] += 1
+        self.keys.update(keys)
         return await self.inner.load_many(keys)
 
     async def create(self, key: str, data: Mapping[str, Any], *, ttl: float, user_id: str | None) -> None:
-        self._count("create")
+        self.calls["create"] += 1
+        self.keys.add(key)
         await self.inner.create(key, data, ttl=ttl, user_id=user_id)
 
     async def update(
@@ -146,7 +200,8 @@ class CountingStore(SessionStore):
         ttl: float,
         expected_version: int | None = None,
     ) -> UpdateResult:
-        self._count("update")
+        self.calls["update"] += 1
+        self.keys.add(key)
         self.updates.append(dict(changes))
         return await self.inner.update(key, changes, removed=removed, ttl=ttl, expected_version=expected_version)
 
@@ -160,16 +215,19 @@ class CountingStore(SessionStore):
         user_id: str | None,
         old_user_id: str | None,
     ) -> bool:
-        self._count("replace")
+        self.calls["replace"] += 1
+        self.keys.update((old_key, new_key))
         return await self.inner.replace(old_key, new_key, data, ttl=ttl, user_id=user_id, old_user_id=old_user_id)
 
     async def delete(self, key: str, *, user_id: str | None = None) -> bool:
-        self._count("delete")
+        self.calls["delete"] += 1
+        self.keys.add(key)
         return await self.inner.delete(key, user_id=user_id)
 
     async def user_keys(self, user_id: str) -> list[str]:
-        self._count("user_keys")
+        self.calls["user_keys"] += 1
         return await self.inner.user_keys(user_id)
 
     async def cleanup(self) -> int:
+        self.calls["cleanup"] += 1
         return await self.inner.cleanup()

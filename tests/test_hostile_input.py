@@ -16,14 +16,13 @@ from typing import Annotated, Any
 
 import pytest
 from fastapi import Depends, FastAPI, WebSocket
-from fastapi.testclient import TestClient
 from starlette.types import Message
 from starlette.websockets import WebSocketDisconnect
 
 from fastapi_sessions import AuthSession, MemoryStore, SessionManager, StoredSession, StoreUnavailableError
 from fastapi_sessions.signing import CookieSigner, new_session_id
-from tests.support import OTHER_SECRET, Backend, FakeClock, client, make_manager
-from tests.test_security import Browser, CountingStore, parsed_cookies, run
+from tests.http_harness import Browser, Harness, parsed_cookies, run, serve
+from tests.support import OTHER_SECRET, Backend, CountingStore, make_manager
 
 # A request that only reads a session, whatever its cookie, should take a store round trip at most.
 TIME_LIMIT = 1.0
@@ -87,10 +86,7 @@ def build_app(sessions: SessionManager[UserSession]) -> FastAPI:
 
 
 @dataclass
-class Harness:
-    sessions: SessionManager[UserSession]
-    store: CountingStore
-    client: TestClient
+class Attacked(Harness[UserSession]):
     victim: Browser
     """A logged-in user whose session must come through every attack unchanged."""
 
@@ -99,26 +95,24 @@ class Harness:
 
 
 @pytest.fixture
-def h(backend: Backend) -> Iterator[Harness]:
-    store = CountingStore(backend.make_store())
-    sessions = make_manager(UserSession, store, clock=FakeClock())
-    with client(build_app(sessions)) as test_client:
-        victim = Browser(test_client, sessions.cookie_name, "victim/1.0")
+def h(backend: Backend) -> Iterator[Attacked]:
+    with serve(backend, UserSession, build_app) as served:
+        victim = served.browser("victim/1.0")
         victim.post("/login", params={"uid": "victim"})
         victim.post("/write", params={"theme": "dark"})
-        store.calls.clear()
-        yield Harness(sessions, store, test_client, victim)
+        served.store.calls.clear()
+        yield Attacked(served.sessions, served.store, served.clock, served.client, victim)
         assert victim.get("/me").json() == {"user_id": "victim", "theme": "dark"}
 
 
 @contextmanager
-def no_writes(h: Harness) -> Iterator[None]:
+def no_writes(h: Attacked) -> Iterator[None]:
     before = h.store.writes
     yield
     assert h.store.writes == before, h.store.calls
 
 
-def timed(h: Harness, cookie: str | bytes, method: str = "GET", path: str = "/read") -> tuple[int, Any, float]:
+def timed(h: Attacked, cookie: str | bytes, method: str = "GET", path: str = "/read") -> tuple[int, Any, float]:
     attacker = h.attacker()
     raw = cookie if isinstance(cookie, bytes) else cookie.encode()
     start = time.perf_counter()
@@ -130,7 +124,7 @@ def timed(h: Harness, cookie: str | bytes, method: str = "GET", path: str = "/re
     return response.status_code, response.json(), elapsed
 
 
-def hostile_cookies(h: Harness) -> dict[str, str | bytes]:
+def hostile_cookies(h: Attacked) -> dict[str, str | bytes]:
     """The victim's live cookie, bent every way an attacker might."""
     valid = h.victim.cookie
     assert valid is not None
@@ -209,7 +203,7 @@ CASES = [
 
 
 @pytest.mark.parametrize("case", CASES)
-def test_hostile_cookie_is_an_anonymous_session(h: Harness, case: str) -> None:
+def test_hostile_cookie_is_an_anonymous_session(h: Attacked, case: str) -> None:
     cookie = hostile_cookies(h)[case]
     with no_writes(h):
         status, body, elapsed = timed(h, cookie)
@@ -227,7 +221,7 @@ def test_hostile_cookie_is_an_anonymous_session(h: Harness, case: str) -> None:
 
 
 @pytest.mark.parametrize("case", ["tampered-signature", "re-signed-with-another-key", "signed-unknown-id", "object-ne"])
-def test_hostile_cookie_on_a_websocket_is_refused(h: Harness, case: str) -> None:
+def test_hostile_cookie_on_a_websocket_is_refused(h: Attacked, case: str) -> None:
     cookie = hostile_cookies(h)[case]
     raw = cookie if isinstance(cookie, bytes) else cookie.encode()
     h.client.cookies.clear()
@@ -243,7 +237,7 @@ def test_hostile_cookie_on_a_websocket_is_refused(h: Harness, case: str) -> None
         assert ws.receive_json() == {"user_id": "victim"}
 
 
-def test_a_huge_cookie_header_is_ignored(h: Harness) -> None:
+def test_a_huge_cookie_header_is_ignored(h: Attacked) -> None:
     valid = h.victim.cookie
     padding = "; ".join(f"c{i}={'x' * 30}" for i in range(1200))
     header = f"{padding}; {COOKIE}={valid}"
@@ -256,7 +250,7 @@ def test_a_huge_cookie_header_is_ignored(h: Harness) -> None:
     assert h.store.io == 0
 
 
-def test_many_cookie_headers_are_ignored(h: Harness) -> None:
+def test_many_cookie_headers_are_ignored(h: Attacked) -> None:
     valid = h.victim.cookie
     assert valid is not None
     headers = [("cookie", f"c{i}={'x' * 100}") for i in range(400)] + [("cookie", f"{COOKIE}={valid}")]
@@ -266,7 +260,7 @@ def test_many_cookie_headers_are_ignored(h: Harness) -> None:
     assert h.store.io == 0
 
 
-def test_a_second_cookie_of_the_name_voids_the_session(h: Harness) -> None:
+def test_a_second_cookie_of_the_name_voids_the_session(h: Attacked) -> None:
     valid = h.victim.cookie
     for header in (
         f"{COOKIE}={valid}; {COOKIE}=",
@@ -278,7 +272,7 @@ def test_a_second_cookie_of_the_name_voids_the_session(h: Harness) -> None:
         assert response.status_code == 401
 
 
-def test_look_alike_cookie_names_are_not_the_session(h: Harness) -> None:
+def test_look_alike_cookie_names_are_not_the_session(h: Attacked) -> None:
     valid = h.victim.cookie
     for name in ("__host-session", "__Host-Session", "x__Host-session", "__Host-session ", "__Host-sessionx"):
         response = h.attacker().get("/me", headers={"cookie": f"{name}={valid}"})
@@ -310,7 +304,7 @@ HOSTILE_CSRF: dict[str, dict[str, Any]] = {
 
 
 @pytest.mark.parametrize("case", list(HOSTILE_CSRF))
-def test_hostile_csrf_headers_are_refused(h: Harness, case: str) -> None:
+def test_hostile_csrf_headers_are_refused(h: Attacked, case: str) -> None:
     token = h.victim.get("/csrf").json()["token"]
     spec = dict(HOSTILE_CSRF[case])
     headers: dict[str, str | bytes] = dict(spec.pop("headers", {}))
@@ -322,14 +316,14 @@ def test_hostile_csrf_headers_are_refused(h: Harness, case: str) -> None:
     assert h.victim.post("/transfer", headers={"x-csrf-token": token}).status_code == 200
 
 
-def test_a_huge_user_agent_is_stored_truncated(h: Harness) -> None:
+def test_a_huge_user_agent_is_stored_truncated(h: Attacked) -> None:
     browser = Browser(h.client, h.sessions.cookie_name, "A" * 10_000)
     assert browser.post("/login", params={"uid": "long-agent"}).status_code == 200
     (info,) = run(h.client, lambda: h.sessions.list_sessions("long-agent"))
     assert info.user_agent is not None and 0 < len(info.user_agent) <= 256
 
 
-def test_control_characters_in_the_user_agent_are_stored_safely(h: Harness) -> None:
+def test_control_characters_in_the_user_agent_are_stored_safely(h: Attacked) -> None:
     browser = Browser(h.client, h.sessions.cookie_name, "x")
     response = browser.post("/login", params={"uid": "nul-agent"}, headers={"user-agent": b"evil\x00agent\x7f\x1b[31m"})
     assert response.status_code == 200
@@ -338,7 +332,7 @@ def test_control_characters_in_the_user_agent_are_stored_safely(h: Harness) -> N
     assert info.user_agent == "evil\x00agent\x7f\x1b[31m"
 
 
-def test_injection_through_the_store_api_finds_nothing(h: Harness) -> None:
+def test_injection_through_the_store_api_finds_nothing(h: Attacked) -> None:
     """Handles and user IDs reach stores as data, never as a query, pattern or command."""
     for value in ("*", "%", "' OR '1'='1", '{"$ne": null}', ".*", "session:*", "victim*", "VICTIM"):
         assert run(h.client, partial(h.sessions.list_sessions, value)) == []
@@ -360,7 +354,7 @@ def _random_cookie(rng: random.Random) -> str:
     return "".join(rng.choices(alphabet, k=43))  # a bare random ID
 
 
-def test_a_flood_of_random_cookies_and_anonymous_logouts_writes_nothing(h: Harness) -> None:
+def test_a_flood_of_random_cookies_and_anonymous_logouts_writes_nothing(h: Attacked) -> None:
     rng = random.Random(20261128)
     attacker = h.attacker()
     start = time.perf_counter()

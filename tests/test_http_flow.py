@@ -124,7 +124,7 @@ def test_an_empty_new_session_is_not_stored(app: FastAPI, store: CountingStore) 
         response = browser.get("/cart")
         assert response.json() == []
         assert set_cookies(response) == []
-        assert store.total == 0  # no cookie: nothing to load, nothing to write
+        assert store.io == 0  # no cookie: nothing to load, nothing to write
 
 
 def test_a_write_sends_only_what_changed(app: FastAPI, store: CountingStore) -> None:

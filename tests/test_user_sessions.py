@@ -2,17 +2,15 @@
 
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Annotated, Any
 
 import pytest
 from fastapi import Depends, FastAPI
-from fastapi.testclient import TestClient
 
-from fastapi_sessions import AuthSession, SessionInfo, SessionManager, SessionSettings
-from tests.support import SECRET, Backend, FakeClock, client, make_manager
-from tests.test_security import Browser, CountingStore, assert_no_new_cookie, parsed_cookies, run, serve_together
+from fastapi_sessions import AuthSession, SessionManager, SessionSettings
+from tests.http_harness import Browser, Harness, assert_no_new_cookie, parsed_cookies, run, serve, serve_together
+from tests.support import SECRET, Backend, CountingStore, FakeClock
 
 
 class UserSession(AuthSession):
@@ -67,39 +65,14 @@ def build_app(sessions: SessionManager[UserSession]) -> FastAPI:
     return app
 
 
-@dataclass
-class Harness:
-    sessions: SessionManager[UserSession]
-    store: CountingStore
-    clock: FakeClock
-    client: TestClient
-
-    def browser(self, user_agent: str = "test-browser/1.0") -> Browser:
-        return Browser(self.client, self.sessions.cookie_name, user_agent)
-
-    def login(self, uid: str, user_agent: str = "test-browser/1.0") -> Browser:
-        browser = self.browser(user_agent)
-        assert browser.post("/login", params={"uid": uid}).status_code == 200
-        return browser
-
-    def list_sessions(self, uid: str) -> list[SessionInfo]:
-        return run(self.client, lambda: self.sessions.list_sessions(uid))
-
-    def revoke_all(self, uid: str) -> int:
-        return run(self.client, lambda: self.sessions.revoke_all_sessions(uid))
-
-
 @contextmanager
-def harness(backend: Backend, **overrides: Any) -> Iterator[Harness]:
-    clock = FakeClock()
-    store = CountingStore(backend.make_store())
-    sessions = make_manager(UserSession, store, clock=clock, **overrides)
-    with client(build_app(sessions)) as test_client:
-        yield Harness(sessions, store, clock, test_client)
+def harness(backend: Backend, **overrides: Any) -> Iterator[Harness[UserSession]]:
+    with serve(backend, UserSession, build_app, **overrides) as value:
+        yield value
 
 
 @pytest.fixture
-def h(backend: Backend) -> Iterator[Harness]:
+def h(backend: Backend) -> Iterator[Harness[UserSession]]:
     with harness(backend) as value:
         yield value
 
@@ -107,7 +80,7 @@ def h(backend: Backend) -> Iterator[Harness]:
 AGENTS = ("Mozilla/5.0 (X11; Linux x86_64) Firefox/130.0", "Mozilla/5.0 (iPhone) Safari/605.1", "curl/8.5.0")
 
 
-def three_devices(h: Harness, uid: str = "alice") -> list[Browser]:
+def three_devices(h: Harness[UserSession], uid: str = "alice") -> list[Browser]:
     browsers = []
     for agent in AGENTS:
         browsers.append(h.login(uid, agent))
@@ -115,7 +88,7 @@ def three_devices(h: Harness, uid: str = "alice") -> list[Browser]:
     return browsers
 
 
-def test_list_sessions_shows_each_device(h: Harness) -> None:
+def test_list_sessions_shows_each_device(h: Harness[UserSession]) -> None:
     start = h.clock.now
     browsers = three_devices(h)
     h.login("bob")
@@ -150,7 +123,7 @@ def test_list_sessions_shows_each_device(h: Harness) -> None:
     assert browsers[1].get("/me").json()["handle"] == handles[1]
 
 
-def test_revoke_one_session(h: Harness) -> None:
+def test_revoke_one_session(h: Harness[UserSession]) -> None:
     browsers = three_devices(h)
     handles = [info.handle for info in h.list_sessions("alice")]
     response = browsers[0].post("/devices/revoke", params={"handle": handles[2]})
@@ -166,7 +139,7 @@ def test_revoke_one_session(h: Harness) -> None:
     assert browsers[0].get("/me").status_code == 200
 
 
-def test_log_out_other_devices(h: Harness) -> None:
+def test_log_out_other_devices(h: Harness[UserSession]) -> None:
     browsers = three_devices(h)
     bob = h.login("bob")
     assert browsers[1].post("/devices/revoke-others").json() == {"revoked": 2}
@@ -176,7 +149,7 @@ def test_log_out_other_devices(h: Harness) -> None:
     assert only.handle == browsers[1].get("/me").json()["handle"]
 
 
-def test_revoke_all_sessions(h: Harness) -> None:
+def test_revoke_all_sessions(h: Harness[UserSession]) -> None:
     browsers = three_devices(h)
     assert h.revoke_all("alice") == 3
     assert [browser.get("/me").status_code for browser in browsers] == [401, 401, 401]
@@ -233,7 +206,7 @@ HOSTILE_IDS = [
 ]
 
 
-def test_user_ids_are_matched_exactly(h: Harness) -> None:
+def test_user_ids_are_matched_exactly(h: Harness[UserSession]) -> None:
     browsers = {uid: h.login(uid) for uid in HOSTILE_IDS}
     for uid in HOSTILE_IDS:
         infos = h.list_sessions(uid)
