@@ -7,18 +7,17 @@ import socket
 import sys
 import time
 from collections.abc import AsyncIterator, Iterator
-from typing import Annotated, Any
+from typing import Any
 
 import asyncpg
 import pytest
-from fastapi import Depends, FastAPI
 
-from fastapi_sessions import AuthSession, SessionConfigError, SessionManager, StoreError, UpdateResult, store_from_url
+from fastapi_sessions import AuthSession, SessionConfigError, StoreError, UpdateResult, store_from_url
 from fastapi_sessions.signing import store_key
 from fastapi_sessions.stores.postgres import PostgresStore
 from tests.backends.postgres import DSN, new_table, run_sql
 from tests.pg_server import PgServer
-from tests.support import Backend, client, free_port, make_manager, set_cookies
+from tests.support import Backend, client, free_port, login_app, make_manager, set_cookies
 
 TTL = 60.0
 COOKIE = "__Host-session"
@@ -299,33 +298,9 @@ async def test_user_ids_are_parameters_never_sql(store: PostgresStore, user_id: 
 # The store key.
 
 
-class UserSession(AuthSession):
-    note: str = ""
-
-
-def build_app(sessions: SessionManager[UserSession]) -> FastAPI:
-    app = FastAPI()
-    sessions.install(app)
-
-    @app.post("/login/{user_id}")
-    async def login(user_id: str, session: Annotated[UserSession, Depends(sessions)]) -> dict[str, str]:
-        session.login(user_id)
-        return {"user": user_id}
-
-    @app.get("/me")
-    async def me(session: Annotated[UserSession, Depends(sessions.require_auth)]) -> dict[str, str | None]:
-        return {"user": session.user_id}
-
-    @app.get("/health")
-    async def health() -> dict[str, bool]:
-        return {"ok": True}
-
-    return app
-
-
 def test_the_store_key_is_a_hash_and_the_session_id_is_stored_nowhere(backend_postgres: Backend, table: str) -> None:
-    sessions = make_manager(UserSession, backend_postgres.make_store())
-    with client(build_app(sessions)) as browser:
+    sessions = make_manager(AuthSession, backend_postgres.make_store())
+    with client(login_app(sessions)) as browser:
         assert browser.post("/login/alice").status_code == 200
         unsigned = sessions.signer.unsign(browser.cookies[COOKIE])
         assert unsigned is not None
@@ -457,7 +432,7 @@ def test_a_server_outage_is_a_503_and_the_session_survives_it(
     pg_server: PgServer, caplog: pytest.LogCaptureFixture
 ) -> None:
     store = PostgresStore.from_url(f"{pg_server.dsn}?connect_timeout=2&command_timeout=2&cleanup_interval=0.05")
-    app = build_app(make_manager(UserSession, store, store_timeout=3, retry_after=7))
+    app = login_app(make_manager(AuthSession, store, store_timeout=3, retry_after=7))
     with client(app) as browser:
         assert browser.post("/login/alice").status_code == 200
         cookie = browser.cookies[COOKIE]
@@ -490,7 +465,7 @@ def test_a_server_outage_is_a_503_and_the_session_survives_it(
 def test_a_closed_port_is_a_503_within_the_timeout(caplog: pytest.LogCaptureFixture) -> None:
     caplog.set_level(logging.WARNING, "fastapi_sessions")
     store = PostgresStore.from_url(f"postgresql://postgres@127.0.0.1:{free_port()}/test?cleanup_interval=0")
-    app = build_app(make_manager(UserSession, store, store_timeout=1))
+    app = login_app(make_manager(AuthSession, store, store_timeout=1))
     with client(app) as browser:  # the app starts though the database is down
         started = time.monotonic()
         response = browser.post("/login/alice")
@@ -507,7 +482,7 @@ def test_a_server_that_never_answers_is_a_503_within_the_store_timeout() -> None
         silent.listen(8)
         port = silent.getsockname()[1]
         url = f"postgresql://postgres@127.0.0.1:{port}/test?cleanup_interval=0&connect_timeout=1.5"
-        app = build_app(make_manager(UserSession, PostgresStore.from_url(url), store_timeout=0.3))
+        app = login_app(make_manager(AuthSession, PostgresStore.from_url(url), store_timeout=0.3))
         with client(app) as browser:  # startup waits connect_timeout, then the app starts
             started = time.monotonic()
             response = browser.post("/login/alice")

@@ -7,22 +7,19 @@ import sys
 import time
 from collections.abc import AsyncIterator
 from pathlib import Path
-from typing import Annotated
 
 import pytest
-from fastapi import Depends, FastAPI
 
 from fastapi_sessions import (
     AuthSession,
     SessionConfigError,
-    SessionManager,
     StoreUnavailableError,
     UpdateResult,
     store_from_url,
 )
 from fastapi_sessions.signing import store_key
 from fastapi_sessions.stores.sqlite import SQLiteStore
-from tests.support import FakeClock, client, make_manager, set_cookies
+from tests.support import FakeClock, client, login_app, make_manager, set_cookies
 
 TTL = 60.0
 COOKIE = "__Host-session"
@@ -300,41 +297,21 @@ async def test_a_write_lock_held_too_long_is_unavailable_and_reads_go_on(path: P
 # Through HTTP.
 
 
-class UserSession(AuthSession):
-    note: str = ""
-
-
-def build_app(sessions: SessionManager[UserSession]) -> FastAPI:
-    app = FastAPI()
-    sessions.install(app)
-
-    @app.post("/login/{user_id}")
-    async def login(user_id: str, session: Annotated[UserSession, Depends(sessions)]) -> dict[str, str]:
-        session.login(user_id)
-        return {"user": user_id}
-
-    @app.get("/me")
-    async def me(session: Annotated[UserSession, Depends(sessions.require_auth)]) -> dict[str, str | None]:
-        return {"user": session.user_id}
-
-    return app
-
-
 def test_a_session_survives_an_app_restart(path: Path) -> None:
     url = f"sqlite:///{path}"
-    first = build_app(make_manager(UserSession, store_from_url(url)))
+    first = login_app(make_manager(AuthSession, store_from_url(url)))
     with client(first) as browser:
         assert browser.post("/login/alice").status_code == 200
         cookie = browser.cookies[COOKIE]
-    second = build_app(make_manager(UserSession, store_from_url(url)))
+    second = login_app(make_manager(AuthSession, store_from_url(url)))
     with client(second) as browser:
         browser.cookies.set(COOKIE, cookie)
         assert browser.get("/me").json() == {"user": "alice"}
 
 
 def test_the_store_key_is_a_hash_and_the_session_id_is_stored_nowhere(path: Path) -> None:
-    sessions = make_manager(UserSession, SQLiteStore(path, cleanup_interval=0))
-    with client(build_app(sessions)) as browser:
+    sessions = make_manager(AuthSession, SQLiteStore(path, cleanup_interval=0))
+    with client(login_app(sessions)) as browser:
         assert browser.post("/login/alice").status_code == 200
         unsigned = sessions.signer.unsign(browser.cookies[COOKIE])
         assert unsigned is not None
@@ -346,7 +323,7 @@ def test_the_store_key_is_a_hash_and_the_session_id_is_stored_nowhere(path: Path
 
 
 def test_a_locked_database_is_a_503_for_writes_only(path: Path) -> None:
-    app = build_app(make_manager(UserSession, SQLiteStore(path, busy_timeout=0.1, cleanup_interval=0)))
+    app = login_app(make_manager(AuthSession, SQLiteStore(path, busy_timeout=0.1, cleanup_interval=0)))
     with client(app) as browser:
         assert browser.post("/login/alice").status_code == 200
         cookie = browser.cookies[COOKIE]
