@@ -115,7 +115,7 @@ class RequestSession:
             data = manager.decode_data(data)
             model: SessionModel = manager.model_cls.model_validate(data)
         except DecryptionError as exc:
-            logger.warning("session rejected: %s: %s", manager.signer.log_id(session_id), exc)
+            logger.warning("session rejected: %s: %s", manager.signer.log_id(session_id), str(exc))
             return None
         except ValidationError as exc:
             logger.warning(

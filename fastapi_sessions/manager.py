@@ -170,7 +170,7 @@ class SessionManager(Generic[ModelT]):
         app.state.fastapi_sessions_installed = self
 
     async def _store_unavailable_response(self, request: Request, exc: Exception) -> Response:
-        logger.error("session store unavailable while loading the session for %s: %s", request.url.path, exc)
+        logger.error("session store unavailable while loading the session for %s: %s", request.url.path, str(exc))
         return JSONResponse(
             {"detail": "Session store unavailable"},
             status_code=503,

@@ -53,7 +53,7 @@ class SessionMiddleware:
                     try:
                         extra = await request_session.commit() if status < 500 else []
                     except StoreUnavailableError as exc:
-                        logger.error("session store unavailable while saving the session: %s", exc)
+                        logger.error("session store unavailable while saving the session: %s", str(exc))
                         replaced = True
                         await self._send_error(send, 503, "Session store unavailable", retry_after=True)
                         return
