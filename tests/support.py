@@ -163,6 +163,10 @@ class CountingStore(SessionStore):
         """Every data call, reads and writes."""
         return sum(self.calls.values())
 
+    def _called(self, name: str) -> None:
+        """Counts a call; subclasses may also fail it, as a store that is down would."""
+        self.calls[name] += 1
+
     def reset(self) -> None:
         self.calls.clear()
         self.updates.clear()
@@ -177,17 +181,17 @@ class CountingStore(SessionStore):
             await self.inner.close()
 
     async def load(self, key: str) -> StoredSession | None:
-        self.calls["load"] += 1
+        self._called("load")
         self.keys.add(key)
         return await self.inner.load(key)
 
     async def load_many(self, keys: Sequence[str]) -> list[StoredSession | None]:
-        self.calls["load_many"] += 1
+        self._called("load_many")
         self.keys.update(keys)
         return await self.inner.load_many(keys)
 
     async def create(self, key: str, data: Mapping[str, Any], *, ttl: float, user_id: str | None) -> None:
-        self.calls["create"] += 1
+        self._called("create")
         self.keys.add(key)
         await self.inner.create(key, data, ttl=ttl, user_id=user_id)
 
@@ -200,7 +204,7 @@ class CountingStore(SessionStore):
         ttl: float,
         expected_version: int | None = None,
     ) -> UpdateResult:
-        self.calls["update"] += 1
+        self._called("update")
         self.keys.add(key)
         self.updates.append(dict(changes))
         return await self.inner.update(key, changes, removed=removed, ttl=ttl, expected_version=expected_version)
@@ -215,19 +219,19 @@ class CountingStore(SessionStore):
         user_id: str | None,
         old_user_id: str | None,
     ) -> bool:
-        self.calls["replace"] += 1
+        self._called("replace")
         self.keys.update((old_key, new_key))
         return await self.inner.replace(old_key, new_key, data, ttl=ttl, user_id=user_id, old_user_id=old_user_id)
 
     async def delete(self, key: str, *, user_id: str | None = None) -> bool:
-        self.calls["delete"] += 1
+        self._called("delete")
         self.keys.add(key)
         return await self.inner.delete(key, user_id=user_id)
 
     async def user_keys(self, user_id: str) -> list[str]:
-        self.calls["user_keys"] += 1
+        self._called("user_keys")
         return await self.inner.user_keys(user_id)
 
     async def cleanup(self) -> int:
-        self.calls["cleanup"] += 1
+        self._called("cleanup")
         return await self.inner.cleanup()
