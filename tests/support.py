@@ -105,6 +105,24 @@ def set_cookies(response: Any) -> list[str]:
     return [value for name, value in response.headers.multi_items() if name.lower() == "set-cookie"]
 
 
+async def assert_not_live(store: SessionStore, key: str, *, user_id: str, version: int) -> None:
+    """Every method of ``store`` treats ``key`` as absent: a record past its expiry that the server still holds.
+
+    Args:
+        store: An opened store.
+        key: The expired record's key.
+        user_id: Its user, who then has no live session.
+        version: Its version, which must not make an update land.
+    """
+    assert await store.load(key) is None
+    assert await store.load_many([key]) == [None]
+    assert await store.user_keys(user_id) == []
+    assert await store.update(key, {"a": 2}, ttl=60.0) is UpdateResult.MISSING
+    assert await store.update(key, {"a": 2}, ttl=60.0, expected_version=version) is UpdateResult.MISSING
+    assert not await store.replace(key, "new", {"a": 1}, ttl=60.0, user_id=user_id, old_user_id=user_id)
+    assert await store.load("new") is None
+
+
 def login_app(sessions: SessionManager[AuthSession]) -> FastAPI:
     """The small app of the store tests: ``POST /login/{user_id}``, ``GET /me`` (logged in), ``GET /health``."""
     app = FastAPI()

@@ -41,7 +41,7 @@ from fastapi_sessions import (
 )
 from fastapi_sessions.signing import new_session_id
 from fastapi_sessions.stores.mongodb import MongoStore
-from tests.support import FakeClock, client, free_port, make_manager, set_cookies
+from tests.support import FakeClock, assert_not_live, client, free_port, make_manager, set_cookies
 
 TTL = 60.0
 
@@ -150,13 +150,7 @@ async def test_a_document_past_exp_is_never_returned(store: MongoStore, clock: F
     await store.collection.insert_one({"_id": "old", "d": {"n": 1}, "u": "alice", "v": 3, "exp": past})
     assert await store.collection.find_one({"_id": "old"}) is not None  # still there: the monitor lags
 
-    assert await store.load("old") is None
-    assert await store.load_many(["old"]) == [None]
-    assert await store.user_keys("alice") == []
-    assert await store.update("old", {"n": 2}, ttl=TTL) is UpdateResult.MISSING
-    assert await store.update("old", {"n": 2}, ttl=TTL, expected_version=3) is UpdateResult.MISSING
-    assert not await store.replace("old", "new", {"n": 1}, ttl=TTL, user_id="alice", old_user_id="alice")
-    assert await store.load("new") is None
+    await assert_not_live(store, "old", user_id="alice", version=3)
     assert await store.collection.find_one({"_id": "old"}) is None  # replace's delete removed it
 
 

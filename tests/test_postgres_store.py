@@ -17,7 +17,7 @@ from fastapi_sessions.signing import store_key
 from fastapi_sessions.stores.postgres import PostgresStore
 from tests.backends.postgres import DSN, new_table, run_sql
 from tests.pg_server import PgServer
-from tests.support import Backend, client, free_port, login_app, make_manager, set_cookies
+from tests.support import Backend, assert_not_live, client, free_port, login_app, make_manager, set_cookies
 
 TTL = 60.0
 COOKIE = "__Host-session"
@@ -187,13 +187,7 @@ async def test_expiry_is_set_by_the_database_clock(store: PostgresStore) -> None
 async def test_expired_rows_are_never_returned_though_still_present(store: PostgresStore) -> None:
     insert_expired(store.table, 1, user_id="u1")
     assert row_count(store.table) == 1
-    assert await store.load("expired-1") is None
-    assert await store.load_many(["expired-1"]) == [None]
-    assert await store.user_keys("u1") == []
-    assert await store.update("expired-1", {"a": 2}, ttl=TTL) is UpdateResult.MISSING
-    assert await store.update("expired-1", {"a": 2}, ttl=TTL, expected_version=1) is UpdateResult.MISSING
-    assert not await store.replace("expired-1", "new", {"a": 1}, ttl=TTL, user_id="u1", old_user_id="u1")
-    assert await store.load("new") is None
+    await assert_not_live(store, "expired-1", user_id="u1", version=1)
     assert await store.delete("expired-1") is False  # deleted, though it did not count as live
     assert row_count(store.table) == 0
 
