@@ -100,8 +100,7 @@ class RequestSession:
         if unsigned is None:
             logger.info("session rejected: cookie is malformed or its signature does not verify")
             return None
-        session_id = unsigned.session_id
-        key = store_key(session_id)
+        session_id, key = unsigned.session_id, unsigned.key
         stored = await self.call_store(manager.store.load(key))
         if stored is None:
             logger.info("session rejected: %s is unknown or expired in the store", manager.signer.log_id(session_id))

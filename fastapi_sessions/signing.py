@@ -19,6 +19,7 @@ _ID_LENGTH = 43  # base64url without padding
 # so garbage, injection attempts and oversized values cost a regex match and nothing else.
 _COOKIE_PATTERN = re.compile(r"[A-Za-z0-9_-]{43}\.[A-Za-z0-9_-]{43}")
 _COOKIE_LENGTH = 87
+_VERIFIED_CACHE_SIZE = 10_000
 
 
 def new_session_id() -> str:
@@ -40,6 +41,8 @@ class UnsignedId(NamedTuple):
     session_id: str
     stale_key: bool
     """Signed with a fallback key: the cookie is re-signed with the current key on the response."""
+    key: str
+    """The store key of the session, `store_key` of the ID."""
 
 
 class CookieSigner:
@@ -58,6 +61,9 @@ class CookieSigner:
 
     def __init__(self, secret_key: str, fallbacks: Sequence[str] = ()) -> None:
         self._keys = [self._derive(key) for key in (secret_key, *fallbacks)]
+        # Cookies that verified, so a returning client costs a dict lookup instead of an HMAC. Only
+        # values this server signed get in, so random cookies cannot fill it.
+        self._verified: dict[str, UnsignedId] = {}
         self._log_salt = hashlib.blake2b(secret_key.encode(), digest_size=16, person=b"fs-log-id").digest()
 
     @classmethod
@@ -71,6 +77,9 @@ class CookieSigner:
 
     def unsign(self, value: str) -> UnsignedId | None:
         """Return the session ID in a cookie value, or ``None`` for anything this server did not issue."""
+        verified = self._verified.get(value)
+        if verified is not None:
+            return verified
         if len(value) != _COOKIE_LENGTH or not _COOKIE_PATTERN.fullmatch(value):
             return None
         session_id, _, signature = value.partition(".")
@@ -80,7 +89,11 @@ class CookieSigner:
             # Compared as text, not as decoded bytes: base64 leaves 2 spare bits in the last character,
             # and only the one encoding this server issues may verify.
             if hmac.compare_digest(base64_encode(hmac.digest(key, message, "sha256")), sent):
-                return UnsignedId(session_id, index > 0)
+                verified = UnsignedId(session_id, index > 0, store_key(session_id))
+                if len(self._verified) >= _VERIFIED_CACHE_SIZE:
+                    self._verified.clear()
+                self._verified[value] = verified
+                return verified
         return None
 
     def log_id(self, session_id: str) -> str:

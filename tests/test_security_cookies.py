@@ -47,7 +47,11 @@ def test_fallback_key_is_accepted_and_re_signed(backend: Backend) -> None:
         (resigned,) = parsed_cookies(response)
         assert resigned.value != signed_old
         new_signer = CookieSigner(OTHER_SECRET)
-        assert session_id is not None and new_signer.unsign(resigned.value) == (session_id.session_id, False)
+        assert session_id is not None and new_signer.unsign(resigned.value) == (
+            session_id.session_id,
+            False,
+            session_id.key,
+        )
         assert CookieSigner(SECRET).unsign(resigned.value) is None
         assert response.headers["cache-control"] == "no-store"
         # Once re-signed, the next response needs no new cookie.
