@@ -3,11 +3,16 @@
 import abc
 import asyncio
 import enum
+import logging
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Self
 
+from fastapi_sessions.exceptions import StoreError
+
 __all__ = ["SessionStore", "StoredSession", "UpdateResult"]
+
+logger = logging.getLogger("fastapi_sessions")
 
 
 @dataclass(frozen=True, slots=True)
@@ -91,6 +96,23 @@ class SessionStore(abc.ABC):
     async def cleanup(self) -> int:
         """Delete expired records now, returning how many. Stores whose server expires records itself return 0."""
         return 0
+
+    async def cleanup_periodically(self, interval: float) -> None:
+        """Run `cleanup` every ``interval`` seconds until cancelled; a failed run is logged, never fatal.
+
+        Stores whose records outlive their expiry start this as a task in `open` and cancel it in `close`.
+        """
+        while True:
+            await asyncio.sleep(interval)
+            try:
+                deleted = await self.cleanup()
+            except StoreError as exc:
+                logger.warning("expired session cleanup failed: %s", exc)
+            except Exception:  # the loop must outlive any one failure
+                logger.exception("expired session cleanup failed")
+            else:
+                if deleted:
+                    logger.debug("expired session cleanup: %s deleted %d records", type(self).__name__, deleted)
 
     # Methods subclasses must implement.
 

@@ -280,7 +280,9 @@ class PostgresStore(SessionStore):
         except StoreUnavailableError as exc:
             logger.warning("%s; sessions are unavailable until it answers", exc)
         if self.cleanup_interval > 0 and self._cleanup_task is None:
-            self._cleanup_task = asyncio.create_task(self._cleanup_loop(), name="fastapi_sessions postgres cleanup")
+            self._cleanup_task = asyncio.create_task(
+                self.cleanup_periodically(self.cleanup_interval), name="fastapi_sessions postgres cleanup"
+            )
 
     async def close(self) -> None:
         """Stop the cleanup task and close the pool if the store created it."""
@@ -334,19 +336,6 @@ class PostgresStore(SessionStore):
                     self.table,
                     exc,
                 )
-
-    async def _cleanup_loop(self) -> None:
-        while True:
-            await asyncio.sleep(self.cleanup_interval)
-            try:
-                deleted = await self.cleanup()
-            except StoreError as exc:
-                logger.warning("expired session cleanup failed: %s", exc)
-            except Exception:  # the loop must outlive any one failure
-                logger.exception("expired session cleanup failed")
-            else:
-                if deleted:
-                    logger.debug("expired session cleanup: %d rows deleted from %s", deleted, self.table)
 
     @contextlib.contextmanager
     def _errors(self, action: str) -> Iterator[None]:

@@ -161,7 +161,9 @@ class SQLiteStore(SessionStore):
                 self._executor = None
                 raise
         if self.cleanup_interval > 0 and self._cleanup_task is None:
-            self._cleanup_task = asyncio.create_task(self._cleanup_loop(), name="fastapi_sessions sqlite cleanup")
+            self._cleanup_task = asyncio.create_task(
+                self.cleanup_periodically(self.cleanup_interval), name="fastapi_sessions sqlite cleanup"
+            )
 
     async def close(self) -> None:
         """Stop the cleanup task and close the database."""
@@ -216,19 +218,6 @@ class SQLiteStore(SessionStore):
         if self._connection is None:
             raise StoreUnavailableError(f"SQLiteStore {self.path} is closed")
         return self._connection
-
-    async def _cleanup_loop(self) -> None:
-        while True:
-            await asyncio.sleep(self.cleanup_interval)
-            try:
-                deleted = await self.cleanup()
-            except StoreError as exc:
-                logger.warning("expired session cleanup failed: %s", exc)
-            except Exception:  # the loop must outlive any one failure
-                logger.exception("expired session cleanup failed")
-            else:
-                if deleted:
-                    logger.debug("expired session cleanup: %d rows deleted from %s", deleted, self.path)
 
     # The store interface. Each operation is one function run on the store's thread.
 
