@@ -2,6 +2,7 @@
 
 import abc
 import asyncio
+import contextlib
 import enum
 import logging
 from collections.abc import Collection, Mapping, Sequence
@@ -96,6 +97,23 @@ class SessionStore(abc.ABC):
     async def cleanup(self) -> int:
         """Delete expired records now, returning how many. Stores whose server expires records itself return 0."""
         return 0
+
+    _cleanup_task: "asyncio.Task[None] | None" = None
+
+    def start_cleanup(self, interval: float) -> None:
+        """Start `cleanup_periodically` as a background task, once; ``interval`` 0 starts nothing."""
+        if interval > 0 and self._cleanup_task is None:
+            self._cleanup_task = asyncio.create_task(
+                self.cleanup_periodically(interval), name=f"fastapi_sessions {type(self).__name__} cleanup"
+            )
+
+    async def stop_cleanup(self) -> None:
+        """Stop the task `start_cleanup` started, if any."""
+        task, self._cleanup_task = self._cleanup_task, None
+        if task is not None:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
 
     async def cleanup_periodically(self, interval: float) -> None:
         """Run `cleanup` every ``interval`` seconds until cancelled; a failed run is logged, never fatal.

@@ -188,7 +188,6 @@ class PostgresStore(SessionStore):
         self._where = _server_name(dsn) if dsn is not None else "the given pool's server"
         self._ready = False
         self._setup_lock: asyncio.Lock | None = None
-        self._cleanup_task: asyncio.Task[None] | None = None
 
         quoted = self._quoted = _quote_table(table)
         live = "expires_at > now()"
@@ -279,18 +278,11 @@ class PostgresStore(SessionStore):
             await self._ready_pool()
         except StoreUnavailableError as exc:
             logger.warning("%s; sessions are unavailable until it answers", exc)
-        if self.cleanup_interval > 0 and self._cleanup_task is None:
-            self._cleanup_task = asyncio.create_task(
-                self.cleanup_periodically(self.cleanup_interval), name="fastapi_sessions postgres cleanup"
-            )
+        self.start_cleanup(self.cleanup_interval)
 
     async def close(self) -> None:
         """Stop the cleanup task and close the pool if the store created it."""
-        task, self._cleanup_task = self._cleanup_task, None
-        if task is not None:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        await self.stop_cleanup()
         self._ready = False
         if self._owns_pool and self._pool is not None:
             pool, self._pool = self._pool, None

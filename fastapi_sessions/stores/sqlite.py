@@ -92,7 +92,6 @@ class SQLiteStore(SessionStore):
         self._clock = clock
         self._connection: sqlite3.Connection | None = None
         self._executor: ThreadPoolExecutor | None = None
-        self._cleanup_task: asyncio.Task[None] | None = None
 
         quoted = f'"{table}"'
         self._ddl = (
@@ -160,18 +159,11 @@ class SQLiteStore(SessionStore):
                 self._executor.shutdown(wait=False)
                 self._executor = None
                 raise
-        if self.cleanup_interval > 0 and self._cleanup_task is None:
-            self._cleanup_task = asyncio.create_task(
-                self.cleanup_periodically(self.cleanup_interval), name="fastapi_sessions sqlite cleanup"
-            )
+        self.start_cleanup(self.cleanup_interval)
 
     async def close(self) -> None:
         """Stop the cleanup task and close the database."""
-        task, self._cleanup_task = self._cleanup_task, None
-        if task is not None:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        await self.stop_cleanup()
         executor, self._executor = self._executor, None
         if executor is not None:
             try:
