@@ -59,6 +59,10 @@ def build_app(sessions: SessionManager[Counters], gate: threading.Event | None =
             await asyncio.sleep(0.01)
         session.count += 100
 
+    @app.post("/login")
+    async def login(session: Session) -> None:
+        session.login("u2")
+
     @app.get("/fields")
     async def fields(session: Session) -> list[int]:
         return [session.a, session.b, session.c, session.d]
@@ -163,5 +167,23 @@ async def test_a_logout_racing_a_slow_write_stays_a_logout(backend: Backend) -> 
             gate.set()
             response = await slow
             assert response.status_code == 200
+            assert "set-cookie" not in response.headers  # the logout already answered for the cookie
         async with session_client(url, cookie) as replay:
             assert (await replay.get("/me")).status_code == 401
+
+
+async def test_a_slow_write_with_the_old_cookie_does_not_undo_a_login(backend: Backend) -> None:
+    gate = threading.Event()
+    app = build_app(make_manager(Counters, backend.make_store(), https_only=False), gate)
+    with serve(app) as url:
+        async with session_client(url) as browser:
+            await browser.post("/incr")  # an anonymous session
+            slow = asyncio.create_task(browser.post("/slow"))  # loads it, then waits
+            await asyncio.sleep(0.2)
+            login = await browser.post("/login")  # a new ID; the old record is gone
+            assert "set-cookie" in login.headers
+            gate.set()
+            late = await slow
+            assert late.status_code == 200
+            assert "set-cookie" not in late.headers  # clearing the cookie by name would log the user out
+            assert (await browser.get("/me")).json() == 1
