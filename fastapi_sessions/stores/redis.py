@@ -17,6 +17,8 @@ import math
 from collections.abc import Awaitable, Collection, Mapping, Sequence
 from typing import Any
 
+from pydantic_core import from_json
+
 from fastapi_sessions.exceptions import SessionConfigError, StoreUnavailableError
 from fastapi_sessions.stores import missing_driver
 from fastapi_sessions.stores.base import SessionStore, StoredSession, UpdateResult
@@ -65,7 +67,7 @@ _UNAVAILABLE: tuple[type[Exception], ...] = (
 _UNAVAILABLE_OR_REFUSED: tuple[type[Exception], ...] = (*_UNAVAILABLE, RedisError)
 
 _json_encode = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False).encode
-_json_decode = json.loads
+_json_decode = from_json  # pydantic-core's parser: faster than json.loads on the bytes hiredis returns
 
 # Lua 5.1's unpack() has a stack limit of a few thousand values: write fields 1000 arguments at a time.
 # Redis checks maxmemory at a script's first write only (later ones pass, so a script is never cut in

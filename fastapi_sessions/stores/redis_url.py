@@ -172,7 +172,9 @@ class RedisUrl:
             password=self.password,
             ssl_context=self._ssl_context() if self.tls else None,
             connect_timeout=options.get("socket_connect_timeout", 2.0),
-            command_timeout=options.get("socket_timeout", 5.0),
+            # No timer of its own unless asked: the manager puts SESSION_STORE_TIMEOUT around every store
+            # call, and the client drops a connection whose reply its caller gave up on.
+            command_timeout=options.get("socket_timeout"),
         )
 
     def _ssl_context(self) -> ssl.SSLContext:
