@@ -444,7 +444,7 @@ def http_pass(
     http: str,
     args: argparse.Namespace,
     lua: str,
-    race_out: list[str] | None,
+    race_out: list[tuple[Peer, int, int]] | None,
 ) -> list[Row]:
     """Start every peer's server, then measure peer by peer, route by route, ``args.rounds`` times round-robin.
 
@@ -498,7 +498,7 @@ def http_pass(
                 if peer.store == "none":
                     continue
                 kept, reads = asyncio.run(race(server.port, args.race_writes, args.race_readers))
-                race_out.append(f"| {peer.label} | {kept} / {args.race_writes} | {reads} |")
+                race_out.append((peer, kept, reads))
                 print(f"  race {peer.key}: {kept}/{args.race_writes} kept", file=sys.stderr)
     return [max(cell, key=lambda row: row.rps) for cell in runs.values()]
 
@@ -811,10 +811,10 @@ def main() -> int:
     parser.add_argument("--warmup", type=int, help="seconds of wrk warm-up before each run (default 1)")
     parser.add_argument("--passes", help="server passes, e.g. 'uvloop+httptools,asyncio+h11' (quick: the first)")
     parser.add_argument("--routes", default="bare,read,write")
-    parser.add_argument("--budget", type=float, help="seconds of in-process timing per route (default 0.6, quick 0.3)")
+    parser.add_argument("--budget", type=float, help="seconds of in-process timing per route (default 1.5, quick 0.3)")
     parser.add_argument("--sizes", default="100,10000,100000", help="session sizes in bytes for the size scan")
     parser.add_argument(
-        "--live-sessions", help="live sessions for the store scan (default 1,10000,100000; quick 1,10000)"
+        "--live-sessions", help="live sessions for the store scan (default 1,10000,100000,1000000; quick 1,10000)"
     )
     parser.add_argument("--race-writes", type=int, default=300)
     parser.add_argument("--race-readers", type=int, default=16)
@@ -824,9 +824,9 @@ def main() -> int:
     args.duration = args.duration or 2
     args.rounds = args.rounds or (1 if args.quick else 2)
     args.warmup = args.warmup or 1
-    args.budget = args.budget or (0.3 if args.quick else 0.6)
+    args.budget = args.budget or (0.3 if args.quick else 1.5)
     args.routes = [route for route in args.routes.split(",") if route]
-    live = [int(n) for n in (args.live_sessions or ("1,10000" if args.quick else "1,10000,100000")).split(",")]
+    live = [int(n) for n in (args.live_sessions or ("1,10000" if args.quick else "1,10000,100000,1000000")).split(",")]
     passes = PASSES[:1] if args.quick else PASSES
     if args.passes:
         passes = [tuple(item.split("+")) for item in args.passes.split(",")]  # type: ignore[misc]
@@ -890,7 +890,7 @@ def main() -> int:
         lua = os.path.join(tempfile.mkdtemp(prefix="fastapi-sessions-bench-"), "session.lua")
         with open(lua, "w") as file:
             file.write(WRK_LUA)
-        race_rows: list[str] = []
+        race_rows: list[tuple[Peer, int, int]] = []
         race_head = [
             f"## Lost updates: {args.race_writes} sequential POST /write racing {args.race_readers} clients reading "
             "the same session (one shared cookie jar, like a browser's tabs; uvloop+httptools)",
@@ -927,9 +927,11 @@ def main() -> int:
                 services.reset(peer)
                 with Server(peer, services, *PASSES[0]) as server:
                     kept, reads = asyncio.run(race(server.port, args.race_writes, args.race_readers))
-                race_rows.append(f"| {peer.label} | {kept} / {args.race_writes} | {reads} |")
+                race_rows.append((peer, kept, reads))
         if race_rows:
-            out += [*race_head, *race_rows, ""]
+            out += race_head
+            out += [f"| {peer.label} | {kept} / {args.race_writes} | {reads} |" for peer, kept, reads in race_rows]
+            out.append("")
 
         inproc_results: dict[str, dict[str, Any]] = {}
         sizes = [int(size) for size in args.sizes.split(",") if size] if "sizes" not in skip else []
@@ -1009,7 +1011,11 @@ def main() -> int:
                     "",
                 ]
 
-        out += targets(http_rows.get("+".join(PASSES[0]), []), inproc_results)
+        first_pass = http_rows.get("+".join(PASSES[0]), [])
+        out += targets(first_pass, inproc_results)
+        if first_pass:
+            summary_at = next(index for index, line in enumerate(out) if line.startswith("## "))
+            out[summary_at:summary_at] = summary(peers, first_pass, inproc_results, race_rows, args.race_writes)
         load = os.getloadavg()[0]
         out += [f"Finished in {time.monotonic() - started:.0f} s; load average at the end {load:.2f}.", ""]
     finally:
@@ -1022,6 +1028,42 @@ def main() -> int:
         file.write(text)
     print(f"written to {os.path.relpath(args.output)}", file=sys.stderr)
     return 0
+
+
+def summary(
+    peers: list[Peer],
+    rows: list[Row],
+    inproc_results: dict[str, dict[str, Any]],
+    race_rows: list[tuple[Peer, int, int]],
+    writes: int,
+) -> list[str]:
+    """One line per peer: the ratios and added costs that matter, from the uvloop+httptools pass."""
+    cells = {(row.peer.key, row.route): row for row in rows}
+    kept = {peer.key: count for peer, count, _ in race_rows}
+    bare_inproc = inproc_results.get("fastapi", {}).get("routes", {})
+    lines = [
+        "## Summary (uvloop+httptools; ratios against bare FastAPI)",
+        "",
+        "| peer | read x bare | read +CPU µs | read +CPU µs in-process | write x bare | write +CPU µs "
+        "| store ops/req read, write | increments kept |",
+        "|---|--:|--:|--:|--:|--:|---|--:|",
+    ]
+    for peer in peers:
+        read, write = cells.get((peer.key, "read")), cells.get((peer.key, "write"))
+        base_read, base_write = cells.get(("fastapi", "read")), cells.get(("fastapi", "write"))
+        if not (read and write and base_read and base_write):
+            continue
+        mine = inproc_results.get(peer.key, {}).get("routes", {})
+        in_process = (
+            f"{mine['read']['cpu_us'] - bare_inproc['read']['cpu_us']:.0f}" if "read" in mine and bare_inproc else "-"
+        )
+        ops = f"{read.ops:.2f}, {write.ops:.2f}" if read.ops or write.ops else "0"
+        race = f"{kept[peer.key]} / {writes}" if peer.key in kept else "-"
+        lines.append(
+            f"| {peer.label} | {read.rps / base_read.rps:.2f} | {read.cpu_us - base_read.cpu_us:.0f} | {in_process} "
+            f"| {write.rps / base_write.rps:.2f} | {write.cpu_us - base_write.cpu_us:.0f} | {ops} | {race} |"
+        )
+    return [*lines, ""]
 
 
 def targets(rows: list[Row], inproc_results: dict[str, dict[str, Any]]) -> list[str]:
