@@ -857,6 +857,7 @@ def main() -> int:
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # stop the servers on the way out
 
     started = time.monotonic()
+    scratch = tempfile.mkdtemp(prefix="fastapi-sessions-bench-")
     redis = RedisServer() if any(peer.store == "redis" for peer in peers) else None
     postgres = Postgres() if any(peer.store == "postgres" for peer in peers) else None
     services = Services(redis, postgres)
@@ -887,7 +888,7 @@ def main() -> int:
             out.append("- not run: " + "; ".join(f"{peer.key} ({peer.missing})" for peer in skipped))
         out.append("")
         http_rows: dict[str, list[Row]] = {}
-        lua = os.path.join(tempfile.mkdtemp(prefix="fastapi-sessions-bench-"), "session.lua")
+        lua = os.path.join(scratch, "session.lua")
         with open(lua, "w") as file:
             file.write(WRK_LUA)
         race_rows: list[tuple[Peer, int, int]] = []
@@ -1021,6 +1022,7 @@ def main() -> int:
     finally:
         if redis is not None:
             redis.stop()
+        shutil.rmtree(scratch, ignore_errors=True)
     text = "\n".join(out)
     print(text)
     os.makedirs(os.path.dirname(args.output), exist_ok=True)
