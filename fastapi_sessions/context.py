@@ -2,9 +2,8 @@
 
 import logging
 import secrets
-from collections.abc import Awaitable
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any
 
 from pydantic import ValidationError
 from starlette.types import Scope
@@ -22,7 +21,6 @@ __all__ = ["INSTALLED", "RequestSession"]
 
 logger = logging.getLogger("fastapi_sessions")
 
-T = TypeVar("T")
 _MISSING: Any = object()
 _MAX_AGENT_LENGTH = 256
 
@@ -101,7 +99,7 @@ class RequestSession:
             logger.info("session rejected: cookie is malformed or its signature does not verify")
             return None
         session_id, key = unsigned.session_id, unsigned.key
-        stored = await self.call_store(manager.store.load(key))
+        stored = await manager.call_store(manager.store.load(key))
         if stored is None:
             logger.info("session rejected: %s is unknown or expired in the store", manager.signer.log_id(session_id))
             return None
@@ -132,10 +130,6 @@ class RequestSession:
         self.meta = data  # the "_" names in it; model fields are read from the model, never from here
         self.stale_key = unsigned.stale_key
         return model
-
-    async def call_store(self, operation: Awaitable[T]) -> T:
-        """Await a store operation under ``store_timeout``; a failure is `StoreUnavailableError`."""
-        return await self.manager.call_store(operation)
 
     # Requests made by the model's methods.
 
@@ -194,7 +188,7 @@ class RequestSession:
 
         if self._destroy:
             if self.key is not None:
-                await self.call_store(manager.store.delete(self.key, user_id=self.stored_user_id))
+                await manager.call_store(manager.store.delete(self.key, user_id=self.stored_user_id))
                 logger.info("session destroyed: %s", manager.signer.log_id(self.session_id or ""))
                 self.key = None
             if self.cookie_present:
@@ -232,7 +226,7 @@ class RequestSession:
             manager.check_size({**stored, **update})
             ttl = manager.ttl(self.meta.get("_created", now), now, now)
             expected = self.version if manager.settings.strict_updates else None
-            result = await self.call_store(
+            result = await manager.call_store(
                 manager.store.update(
                     self.key, manager.encode_data(update), removed=removed, ttl=ttl, expected_version=expected
                 )
@@ -271,10 +265,10 @@ class RequestSession:
         ttl = manager.ttl(created, now, now)
         encoded = manager.encode_data(data)
         if self.key is None:
-            await self.call_store(manager.store.create(key, encoded, ttl=ttl, user_id=user_id))
+            await manager.call_store(manager.store.create(key, encoded, ttl=ttl, user_id=user_id))
             logger.info("session created: %s", manager.signer.log_id(session_id))
         else:
-            replaced = await self.call_store(
+            replaced = await manager.call_store(
                 manager.store.replace(self.key, key, encoded, ttl=ttl, user_id=user_id, old_user_id=self.stored_user_id)
             )
             if not replaced:

@@ -61,6 +61,8 @@ class SessionMiddleware:
                         replaced = True
                         await self._send_error(send, 409, str(exc))
                         return
+                    # A copy, never the app's list: a Response object the app reuses across requests
+                    # must not collect one user's Set-Cookie for the next.
                     headers = list(message.get("headers", ()))
                     _add_vary_cookie(headers)
                     if extra:

@@ -217,3 +217,21 @@ def test_model_drift_is_a_new_session_not_a_500(caplog: pytest.LogCaptureFixture
             response = browser.get("/items")
         assert response.status_code == 200 and response.json() == []
         assert "no longer validates against Cart" in caplog.text
+
+
+def test_a_response_object_reused_across_requests_never_carries_a_cookie_along() -> None:
+    sessions = make_manager(Cart, MemoryStore())
+    app = FastAPI()
+    sessions.install(app)
+    shared = PlainTextResponse("ok")
+
+    @app.post("/add")
+    async def add(session: Annotated[Cart, Depends(sessions)]) -> PlainTextResponse:
+        session.items.append(1)
+        return shared
+
+    with client(app) as first, client(app) as second:
+        [cookie] = set_cookies(first.post("/add"))
+        [other] = set_cookies(second.post("/add"))
+        assert cookie != other
+    assert not any(name == b"set-cookie" for name, _ in shared.raw_headers)
