@@ -131,6 +131,12 @@ class RequestSession:
         self.stale_key = unsigned.stale_key
         return model
 
+    def release(self) -> None:
+        """Let go of the model once the response is sent; its methods then raise `SessionNotBoundError`."""
+        if self.model is not None:
+            object.__setattr__(self.model, "_request_session", None)
+            self.model = None
+
     # Requests made by the model's methods.
 
     def regenerate(self, *, rotate_csrf: bool = False) -> None:

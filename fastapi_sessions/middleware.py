@@ -6,7 +6,7 @@ from typing import TYPE_CHECKING, Any
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from fastapi_sessions.context import INSTALLED
+from fastapi_sessions.context import INSTALLED, RequestSession
 from fastapi_sessions.exceptions import SessionConflictError, SessionLimitError, StoreUnavailableError
 
 if TYPE_CHECKING:
@@ -34,9 +34,14 @@ class SessionMiddleware:
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         scope_type = scope["type"]
         if scope_type != "http":
-            if scope_type == "websocket":
-                scope[self.scope_key] = INSTALLED
-            await self.app(scope, receive, send)
+            if scope_type != "websocket":
+                await self.app(scope, receive, send)
+                return
+            scope[self.scope_key] = INSTALLED
+            try:
+                await self.app(scope, receive, send)
+            finally:
+                _release(scope, self.scope_key)
             return
         scope_key = self.scope_key
         scope[scope_key] = INSTALLED  # the dependency puts a RequestSession here on first use
@@ -72,7 +77,10 @@ class SessionMiddleware:
                     message = {**message, "headers": headers}
             await send(message)
 
-        await self.app(scope, receive, send_with_session)
+        try:
+            await self.app(scope, receive, send_with_session)
+        finally:
+            _release(scope, self.scope_key)
 
     async def _send_error(self, send: Send, status: int, detail: str, *, retry_after: bool = False) -> None:
         body = json.dumps({"detail": detail}).encode()
@@ -86,6 +94,15 @@ class SessionMiddleware:
             headers.append((b"retry-after", str(self.manager.settings.retry_after).encode()))
         await send({"type": "http.response.start", "status": status, "headers": headers})
         await send({"type": "http.response.body", "body": body, "more_body": False})
+
+
+def _release(scope: Scope, scope_key: str) -> None:
+    # The request session, its scope and its model refer to each other; undone here, they are freed
+    # as the request ends instead of piling up for the cyclic garbage collector, whose full
+    # collections would otherwise stall the server for milliseconds (the p99 of a busy worker).
+    request_session = scope.pop(scope_key, None)
+    if isinstance(request_session, RequestSession):
+        request_session.release()
 
 
 def _add_vary_cookie(headers: list[tuple[bytes, bytes]]) -> None:

@@ -44,8 +44,8 @@ class SessionModel(BaseModel):
         bound: RequestSession | None = getattr(self, "_request_session", None)
         if bound is None:
             raise SessionNotBoundError(
-                f"this {type(self).__name__} was not loaded by a SessionManager; "
-                "get it from a route parameter such as Annotated[Model, Depends(sessions)]"
+                f"this {type(self).__name__} is not bound to a request: get it from a route parameter such as "
+                "Annotated[Model, Depends(sessions)], and change it before the response is sent"
             )
         return bound
 

@@ -8,6 +8,7 @@ import pytest
 from fastapi import Depends, FastAPI
 from fastapi.responses import PlainTextResponse, RedirectResponse, StreamingResponse
 from pydantic import BaseModel
+from starlette.types import Message
 
 from fastapi_sessions import (
     AuthSession,
@@ -235,3 +236,49 @@ def test_a_response_object_reused_across_requests_never_carries_a_cookie_along()
         [other] = set_cookies(second.post("/add"))
         assert cookie != other
     assert not any(name == b"set-cookie" for name, _ in shared.raw_headers)
+
+
+@pytest.mark.anyio
+async def test_a_request_leaves_no_reference_cycles_behind() -> None:
+    """Cyclic garbage would pile up until a full collection stalls the worker: the p99 of a busy server."""
+    import gc
+
+    app = cart_app(make_manager(Cart, MemoryStore()))
+    messages: list[Message] = []
+
+    async def request(method: str, path: str, cookie: bytes | None) -> None:
+        headers = [(b"host", b"testserver")] + ([(b"cookie", cookie)] if cookie else [])
+        scope = {
+            "type": "http",
+            "asgi": {"version": "3.0"},
+            "http_version": "1.1",
+            "method": method,
+            "scheme": "http",
+            "path": path,
+            "raw_path": path.encode(),
+            "query_string": b"",
+            "root_path": "",
+            "headers": headers,
+            "client": ("127.0.0.1", 1),
+            "server": ("testserver", 80),
+        }
+
+        async def receive() -> Message:
+            return {"type": "http.request", "body": b"", "more_body": False}
+
+        async def send(message: Message) -> None:
+            messages.append(message)
+
+        await app(scope, receive, send)
+
+    await request("POST", "/dict", None)
+    cookie = dict(messages[0]["headers"])[b"set-cookie"].split(b";")[0]
+    gc.collect()
+    gc.disable()
+    try:
+        for _ in range(20):
+            await request("GET", "/items", cookie)
+            await request("POST", "/dict", cookie)
+        assert gc.collect() == 0
+    finally:
+        gc.enable()
