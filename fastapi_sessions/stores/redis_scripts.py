@@ -1,0 +1,145 @@
+"""The Lua scripts `RedisStore` runs: each write is one script, so data and expiry change together."""
+
+import hashlib
+from collections.abc import Sequence
+from typing import Any
+
+from redis.asyncio import Redis
+from redis.asyncio.cluster import RedisCluster
+from redis.exceptions import NoScriptError
+
+from fastapi_sessions.stores.resp import RespClient
+
+__all__ = ["CREATE", "DELETE", "INDEX_ADD", "REPLACE", "SCRIPTS", "UPDATE", "Client", "Script"]
+
+Client = Redis | RedisCluster | RespClient
+
+# Lua 5.1's unpack() has a stack limit of a few thousand values: write fields 1000 arguments at a time.
+# Redis checks maxmemory at a script's first write only (later ones pass, so a script is never cut in
+# half): each script begins with a write that adds data (HSET, SADD), never with DEL.
+#
+# A user's index must outlive each of the user's sessions, and an update may push a session's expiry
+# past the index's. So each write sets the index to expire twice the session's ttl from now, and
+# records that deadline in the session (':x', server time in ms); an update that would outlive it
+# returns the user ID, and the store then extends the index (a second command, once per ttl at most).
+_LUA_HELPERS = """
+local function now_ms()
+  local time = redis.call('TIME')
+  return tonumber(time[1]) * 1000 + math.floor(tonumber(time[2]) / 1000)
+end
+
+local function write_session(key, index, first)
+  local ttl = tonumber(ARGV[1])
+  if redis.call('EXISTS', key) == 1 then
+    redis.call('DEL', key)
+  end
+  for i = first, #ARGV, 1000 do
+    redis.call('HSET', key, unpack(ARGV, i, math.min(i + 999, #ARGV)))
+  end
+  if ARGV[3] == '1' then
+    redis.call('HSET', key, ':v', 1, ':u', ARGV[2], ':x', string.format('%d', now_ms() + 2 * ttl))
+  else
+    redis.call('HSET', key, ':v', 1)
+  end
+  redis.call('PEXPIRE', key, ttl)
+  if index then
+    redis.call('SADD', index, ARGV[4])
+    if redis.call('PTTL', index) < 2 * ttl then
+      redis.call('PEXPIRE', index, 2 * ttl)
+    end
+  end
+end
+"""
+
+
+class Script:
+    """A Lua script run by its SHA1; a server that lacks it (restarted, flushed) gets the text once."""
+
+    __slots__ = ("sha", "text")
+
+    def __init__(self, text: str) -> None:
+        self.text = text
+        self.sha = hashlib.sha1(text.encode()).hexdigest()
+
+    async def __call__(
+        self, client: "Redis | RedisCluster | RespClient", keys: Sequence[str], args: Sequence[Any]
+    ) -> Any:
+        try:
+            return await client.evalsha(self.sha, len(keys), *keys, *args)
+        except NoScriptError:
+            # EVAL runs it on the node that holds the keys and caches it there for the next EVALSHA.
+            return await client.eval(self.text, len(keys), *keys, *args)
+
+
+# KEYS: the session hash[, the user's index]. ARGV: ttl ms, user ID, has user ('1'/'0'), index member,
+# then field/value pairs.
+CREATE = Script(_LUA_HELPERS + "write_session(KEYS[1], KEYS[2], 5)\nreturn 1\n")
+
+# KEYS: the old hash, the new hash[, the old user's index][, the new user's index]. ARGV: as CREATE,
+# then has old index ('1'/'0'), old member, then field/value pairs. Writes nothing if the old hash is gone.
+REPLACE = Script(
+    _LUA_HELPERS
+    + """
+if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
+local index = 3
+if ARGV[5] == '1' then index = 4 end
+write_session(KEYS[2], KEYS[index], 7)
+redis.call('DEL', KEYS[1])
+if ARGV[5] == '1' then redis.call('SREM', KEYS[3], ARGV[6]) end
+return 1
+"""
+)
+
+# KEYS: the session hash. ARGV: ttl ms, expected version or '', number of removed names n, the n names,
+# then field/value pairs. Returns the new version, or the new version and the user ID when the user's
+# index must be extended; -1 if there is no session, -2 on a version mismatch.
+UPDATE = Script(
+    _LUA_HELPERS
+    + """
+local state = redis.call('HMGET', KEYS[1], ':v', ':u', ':x')
+if not state[1] then return -1 end
+if ARGV[2] ~= '' and ARGV[2] ~= state[1] then return -2 end
+local ttl = tonumber(ARGV[1])
+local last_removed = 3 + tonumber(ARGV[3])
+for i = last_removed + 1, #ARGV, 1000 do
+  redis.call('HSET', KEYS[1], unpack(ARGV, i, math.min(i + 999, #ARGV)))
+end
+for i = 4, last_removed, 1000 do
+  redis.call('HDEL', KEYS[1], unpack(ARGV, i, math.min(i + 999, last_removed)))
+end
+redis.call('PEXPIRE', KEYS[1], ttl)
+local version = redis.call('HINCRBY', KEYS[1], ':v', 1)
+if state[2] then
+  local now = now_ms()
+  if now + ttl > (tonumber(state[3]) or 0) then
+    redis.call('HSET', KEYS[1], ':x', string.format('%d', now + 2 * ttl))
+    return {version, state[2]}
+  end
+end
+return version
+"""
+)
+
+# KEYS: the session hash, the user's index. ARGV: the index member. Returns whether the hash existed.
+DELETE = Script(
+    """
+local existed = redis.call('DEL', KEYS[1])
+redis.call('SREM', KEYS[2], ARGV[1])
+return existed
+"""
+)
+
+# Adds a member to a user's index and makes the index live at least ttl ms: in Cluster, where the index
+# lives in another slot than the session, and after an update that outlives the index. KEYS: the index.
+# ARGV: ttl ms, member.
+INDEX_ADD = Script(
+    """
+redis.call('SADD', KEYS[1], ARGV[2])
+if redis.call('PTTL', KEYS[1]) < tonumber(ARGV[1]) then
+  redis.call('PEXPIRE', KEYS[1], ARGV[1])
+end
+return 1
+"""
+)
+
+SCRIPTS = (CREATE, REPLACE, UPDATE, DELETE, INDEX_ADD)
