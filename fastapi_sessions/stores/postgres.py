@@ -4,16 +4,16 @@ import asyncio
 import contextlib
 import hashlib
 import inspect
-import json
 import logging
 import re
-from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
+from collections.abc import Collection, Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from fastapi_sessions.exceptions import SessionConfigError, StoreError, StoreUnavailableError
 from fastapi_sessions.stores import missing_driver
 from fastapi_sessions.stores.base import SessionStore, StoredSession, UpdateResult
+from fastapi_sessions.stores.postgres_text import dumps, escape_text, loads, stored_user, user_of
 
 try:
     import asyncpg
@@ -45,45 +45,6 @@ _INT_OPTIONS = ("cleanup_batch", "min_size", "max_size", "statement_cache_size")
 _BOOL_OPTIONS = ("create_table",)
 _IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,62}")
 _MAX_IDENTIFIER = 63
-
-# jsonb and text cannot hold U+0000. Strings containing it (or the escape character itself) are
-# stored with U+0000 as ESC "0" and ESC as ESC "1"; every other string is stored as it is.
-_ESC = "\ue000"
-_ESCAPED = re.compile(_ESC + "([01])")
-
-
-def _escape_str(value: str) -> str:
-    if "\x00" not in value and _ESC not in value:
-        return value
-    return value.replace(_ESC, _ESC + "1").replace("\x00", _ESC + "0")
-
-
-def _unescape_str(value: str) -> str:
-    if _ESC not in value:
-        return value
-    return _ESCAPED.sub(lambda match: "\x00" if match[1] == "0" else _ESC, value)
-
-
-def _walk(value: Any, convert: Callable[[str], str]) -> Any:
-    if isinstance(value, str):
-        return convert(value)
-    if isinstance(value, dict):
-        return {convert(name): _walk(item, convert) for name, item in value.items()}
-    if isinstance(value, list | tuple):
-        return [_walk(item, convert) for item in value]
-    return value
-
-
-def _dumps(data: Mapping[str, Any]) -> str:
-    text = json.dumps(data, separators=(",", ":"), ensure_ascii=False)
-    if "\\u0000" in text or _ESC in text:
-        text = json.dumps(_walk(data, _escape_str), separators=(",", ":"), ensure_ascii=False)
-    return text
-
-
-def _loads(text: str) -> dict[str, Any]:
-    data: dict[str, Any] = json.loads(text)
-    return _walk(data, _unescape_str) if _ESC in text else data
 
 
 def _quote_table(table: str) -> str:
@@ -353,7 +314,7 @@ class PostgresStore(SessionStore):
             row = await pool.fetchrow(self._sql_load, key)
         if row is None:
             return None
-        return StoredSession(_loads(row[0]), row[1], _user(row[2]))
+        return StoredSession(loads(row[0]), row[1], user_of(row[2]))
 
     async def load_many(self, keys: Sequence[str]) -> list[StoredSession | None]:
         if not keys:
@@ -361,13 +322,13 @@ class PostgresStore(SessionStore):
         pool = await self._ready_pool()
         with self._errors("load sessions"):
             rows = await pool.fetch(self._sql_load_many, list(keys))
-        found = {row[0]: StoredSession(_loads(row[1]), row[2], _user(row[3])) for row in rows}
+        found = {row[0]: StoredSession(loads(row[1]), row[2], user_of(row[3])) for row in rows}
         return [found.get(key) for key in keys]
 
     async def create(self, key: str, data: Mapping[str, Any], *, ttl: float, user_id: str | None) -> None:
         pool = await self._ready_pool()
         with self._errors("store a session"):
-            await pool.execute(self._sql_create, key, _dumps(data), _stored_user(user_id), float(ttl))
+            await pool.execute(self._sql_create, key, dumps(data), stored_user(user_id), float(ttl))
 
     async def update(
         self,
@@ -379,13 +340,13 @@ class PostgresStore(SessionStore):
         expected_version: int | None = None,
     ) -> UpdateResult:
         pool = await self._ready_pool()
-        names = [_escape_str(name) for name in removed]
+        names = [escape_text(name) for name in removed]
         with self._errors("update a session"):
             if expected_version is None:
-                version = await pool.fetchval(self._sql_update, key, names, _dumps(changes), float(ttl))
+                version = await pool.fetchval(self._sql_update, key, names, dumps(changes), float(ttl))
             else:
                 version = await pool.fetchval(
-                    self._sql_update_versioned, key, names, _dumps(changes), float(ttl), expected_version
+                    self._sql_update_versioned, key, names, dumps(changes), float(ttl), expected_version
                 )
             if version is not None:
                 return UpdateResult.UPDATED
@@ -410,18 +371,18 @@ class PostgresStore(SessionStore):
         old_user_id: str | None,
     ) -> bool:
         pool = await self._ready_pool()
-        payload = _dumps(data)
+        payload = dumps(data)
         with self._errors("regenerate a session"):
             async with pool.acquire() as connection, connection.transaction():
                 if await connection.fetchval(self._sql_delete_live, old_key) is None:
                     return False
-                await connection.execute(self._sql_create, new_key, payload, _stored_user(user_id), float(ttl))
+                await connection.execute(self._sql_create, new_key, payload, stored_user(user_id), float(ttl))
         return True
 
     async def user_keys(self, user_id: str) -> list[str]:
         pool = await self._ready_pool()
         with self._errors("list a user's sessions"):
-            rows = await pool.fetch(self._sql_user_keys, _escape_str(user_id))
+            rows = await pool.fetch(self._sql_user_keys, escape_text(user_id))
         return [row[0] for row in rows]
 
     async def cleanup(self) -> int:
@@ -439,14 +400,6 @@ class PostgresStore(SessionStore):
                 total += deleted
                 if deleted < self.cleanup_batch:
                     return total
-
-
-def _stored_user(user_id: str | None) -> str | None:
-    return None if user_id is None else _escape_str(user_id)
-
-
-def _user(stored: str | None) -> str | None:
-    return None if stored is None else _unescape_str(stored)
 
 
 def _parse_bool(value: str) -> bool:
