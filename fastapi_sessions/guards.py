@@ -18,7 +18,7 @@ from fastapi_sessions.model import AuthSession, SessionModel
 if TYPE_CHECKING:
     from fastapi_sessions.manager import SessionManager
 
-__all__ = ["CsrfGuard", "SessionGuard", "is_public", "public"]
+__all__ = ["CsrfGuard", "SessionGuard", "public"]
 
 ModelT = TypeVar("ModelT", bound=SessionModel)
 F = TypeVar("F", bound=Callable[..., Any])
@@ -59,11 +59,6 @@ def _exempt(connection: HTTPConnection, guard: object) -> bool:
     """Whether ``guard`` is skipped: the route is `public` and the guard is not one of its parameters."""
     own: frozenset[int] | None = getattr(connection.scope.get("endpoint"), _PUBLIC_ATTRIBUTE, None)
     return own is not None and id(guard) not in own
-
-
-def is_public(connection: HTTPConnection) -> bool:
-    """Whether the route handling this request was marked with `public`."""
-    return getattr(connection.scope.get("endpoint"), _PUBLIC_ATTRIBUTE, None) is not None
 
 
 def _deny(connection: HTTPConnection, status_code: int, detail: str) -> Exception:
