@@ -17,8 +17,8 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "app
 
 from ours import Counter, sessions
 
-from fastapi_sessions.context import RequestSession
-from fastapi_sessions.middleware import _add_vary_cookie
+from fastapi_sessions._middleware import _add_vary_cookie
+from fastapi_sessions._request import RequestSession
 from fastapi_sessions.signing import store_key
 
 
@@ -49,8 +49,9 @@ def scope_with(cookie: str) -> dict[str, Any]:
 
 async def main() -> None:
     await sessions.open()
+    core = sessions._core  # the parts each request works with
     # One stored session, as /setup leaves it.
-    first = RequestSession(sessions, scope_with(""))
+    first = RequestSession(core, scope_with(""))
     model = await first.load()
     assert isinstance(model, Counter)
     model.ready = True
@@ -66,24 +67,24 @@ async def main() -> None:
     data = stored.data
 
     async def full_read() -> None:
-        request_session = RequestSession(sessions, scope)
+        request_session = RequestSession(core, scope)
         await request_session.load()
         await request_session.commit()
 
     async def full_write() -> None:
-        request_session = RequestSession(sessions, scope)
+        request_session = RequestSession(core, scope)
         loaded = await request_session.load()
         loaded.counter += 1  # type: ignore[attr-defined]
         await request_session.commit()
 
-    loaded = RequestSession(sessions, scope)
+    loaded = RequestSession(core, scope)
     await loaded.load()
 
     async def store_load() -> None:
         await sessions.store.load(key)
 
     async def call_store_load() -> None:
-        await sessions.call_store(sessions.store.load(key))
+        await core.gateway.load(key)
 
     async def commit_unchanged() -> None:
         await loaded.commit()
@@ -91,13 +92,13 @@ async def main() -> None:
     steps: list[tuple[str, float]] = [
         ("whole read: RequestSession + load + commit (no change)", await best_us_async(full_read)),
         ("whole write: load, counter += 1, commit", await best_us_async(full_write)),
-        ("RequestSession(manager, scope)", best_us(lambda: RequestSession(sessions, scope))),
-        ("CookieReader.read (find the cookie)", best_us(lambda: sessions.cookie_reader.read(scope["headers"]))),
+        ("RequestSession(core, scope)", best_us(lambda: RequestSession(core, scope))),
+        ("CookieReader.read (find the cookie)", best_us(lambda: core.cookie_reader.read(scope["headers"]))),
         ("CookieSigner.unsign", best_us(lambda: sessions.signer.unsign(value))),
         ("store_key (BLAKE2b of the ID)", best_us(lambda: store_key(unsigned.session_id))),
         ("MemoryStore.load (dict lookup + json.loads)", await best_us_async(store_load)),
-        ("manager.call_store(store.load) (no timeout: in-process store)", await best_us_async(call_store_load)),
-        ("manager.expiry_reason", best_us(lambda: sessions.expiry_reason(data))),
+        ("StoreGateway.load (no timeout: in-process store)", await best_us_async(call_store_load)),
+        ("SessionPolicy.expiry_reason", best_us(lambda: core.policy.expiry_reason(data))),
         ("Counter.model_validate(data)", best_us(lambda: Counter.model_validate(data))),
         ("meta = {_fields}", best_us(lambda: {n: v for n, v in data.items() if n.startswith("_")})),
         ("RequestSession.commit, nothing changed", await best_us_async(commit_unchanged)),

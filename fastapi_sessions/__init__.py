@@ -1,6 +1,7 @@
 """Typed, store-backed server-side sessions for FastAPI."""
 
 from fastapi_sessions.__version__ import __version__ as __version__
+from fastapi_sessions._registry import SessionInfo as SessionInfo
 from fastapi_sessions.exceptions import SessionConfigError as SessionConfigError
 from fastapi_sessions.exceptions import SessionConflictError as SessionConflictError
 from fastapi_sessions.exceptions import SessionDataTooLargeError as SessionDataTooLargeError
@@ -15,7 +16,6 @@ from fastapi_sessions.manager import SessionManager as SessionManager
 from fastapi_sessions.model import AuthSession as AuthSession
 from fastapi_sessions.model import FlashMessage as FlashMessage
 from fastapi_sessions.model import SessionModel as SessionModel
-from fastapi_sessions.registry import SessionInfo as SessionInfo
 from fastapi_sessions.settings import SessionSettings as SessionSettings
 from fastapi_sessions.stores import MemoryStore as MemoryStore
 from fastapi_sessions.stores import SessionStore as SessionStore

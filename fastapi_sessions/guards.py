@@ -3,7 +3,7 @@
 import inspect
 import secrets
 from collections.abc import Callable, Collection
-from typing import TYPE_CHECKING, Any, Generic, TypeVar
+from typing import Any, Generic, TypeVar
 from urllib.parse import urlsplit
 
 from fastapi import params
@@ -13,14 +13,12 @@ from starlette.exceptions import HTTPException, WebSocketException
 from starlette.requests import HTTPConnection, Request
 from starlette.status import HTTP_401_UNAUTHORIZED, HTTP_403_FORBIDDEN, WS_1008_POLICY_VIOLATION
 
-from fastapi_sessions.model import AuthSession, SessionModel
-
-if TYPE_CHECKING:
-    from fastapi_sessions.manager import SessionManager
+from fastapi_sessions._core import SessionCore
+from fastapi_sessions._request import RequestSession
+from fastapi_sessions.model import AuthSession, ModelT
 
 __all__ = ["CsrfGuard", "SessionGuard", "public"]
 
-ModelT = TypeVar("ModelT", bound=SessionModel)
 F = TypeVar("F", bound=Callable[..., Any])
 
 _PUBLIC_ATTRIBUTE = "__fastapi_sessions_public__"
@@ -71,10 +69,14 @@ def _deny(connection: HTTPConnection, status_code: int, detail: str) -> Exceptio
 class _CookieScheme(SecurityBase, Generic[ModelT]):
     """Shows the session cookie as an ``apiKey`` security scheme in the OpenAPI schema."""
 
-    def __init__(self, manager: "SessionManager[ModelT]", description: str) -> None:
-        self.manager = manager
-        self.model = APIKey(**{"in": APIKeyIn.cookie}, name=manager.cookie_name, description=description)
+    def __init__(self, core: SessionCore, description: str) -> None:
+        self.core = core
+        self.model = APIKey(**{"in": APIKeyIn.cookie}, name=core.settings.session_cookie_name, description=description)
         self.scheme_name = SCHEME_NAME
+
+    async def _load(self, connection: HTTPConnection) -> tuple[RequestSession, ModelT]:
+        request_session = await RequestSession.of(connection, self.core)
+        return request_session, request_session.model  # type: ignore[return-value]  # the core's model
 
 
 class SessionGuard(_CookieScheme[ModelT]):
@@ -89,26 +91,25 @@ class SessionGuard(_CookieScheme[ModelT]):
 
     def __init__(
         self,
-        manager: "SessionManager[ModelT]",
+        core: SessionCore,
         *,
         roles: Collection[str] = (),
         any_role: bool = False,
         max_auth_age: float | None = None,
         allow_pending: bool = False,
     ) -> None:
-        if not issubclass(manager.model_cls, AuthSession):
+        if not issubclass(core.model_cls, AuthSession):
             raise TypeError(
-                "session guards need a session model that subclasses AuthSession; "
-                f"{manager.model_cls.__name__} does not"
+                f"session guards need a session model that subclasses AuthSession; {core.model_cls.__name__} does not"
             )
-        super().__init__(manager, "Session cookie set by logging in")
+        super().__init__(core, "Session cookie set by logging in")
         self.roles = frozenset(roles)
         self.any_role = any_role
         self.max_auth_age = max_auth_age
         self.allow_pending = allow_pending
 
     async def __call__(self, request: HTTPConnection) -> ModelT:
-        session = await self.manager.session_for(request)
+        _, session = await self._load(request)
         if _exempt(request, self):
             return session
         auth = session
@@ -123,7 +124,7 @@ class SessionGuard(_CookieScheme[ModelT]):
             if not allowed:
                 raise _deny(request, HTTP_403_FORBIDDEN, "Not enough privileges")
         if self.max_auth_age is not None:
-            age = auth.auth_age(self.manager.now_datetime())
+            age = auth.auth_age(self.core.policy.now_datetime())
             if age is None or age > self.max_auth_age:
                 raise _deny(request, HTTP_403_FORBIDDEN, "Recent authentication required")
         return session
@@ -143,12 +144,12 @@ class CsrfGuard(_CookieScheme[ModelT]):
     header_name = "x-csrf-token"
     form_field = "csrf_token"
 
-    def __init__(self, manager: "SessionManager[ModelT]") -> None:
-        super().__init__(manager, "Session cookie; unsafe requests also need the X-CSRF-Token header")
-        self.trusted_origins = frozenset(origin.rstrip("/") for origin in manager.settings.csrf_trusted_origins)
+    def __init__(self, core: SessionCore) -> None:
+        super().__init__(core, "Session cookie; unsafe requests also need the X-CSRF-Token header")
+        self.trusted_origins = frozenset(origin.rstrip("/") for origin in core.settings.csrf_trusted_origins)
 
     async def __call__(self, connection: HTTPConnection) -> ModelT:
-        session = await self.manager.session_for(connection)
+        request_session, session = await self._load(connection)
         if _exempt(connection, self):
             return session
         websocket = connection.scope["type"] == "websocket"
@@ -179,11 +180,11 @@ class CsrfGuard(_CookieScheme[ModelT]):
             form = await connection.form()
             value = form.get(self.form_field)
             sent = value if isinstance(value, str) else None
-        expected = session._bound().meta.get("_csrf")
+        expected = request_session.expected_csrf_token()
         # Compared as bytes: compare_digest raises TypeError on str with non-ASCII characters.
         if (
             not sent
-            or not isinstance(expected, str)
+            or expected is None
             or not secrets.compare_digest(sent.encode("utf-8", "surrogateescape"), expected.encode("utf-8"))
         ):
             raise _deny(connection, HTTP_403_FORBIDDEN, "CSRF check failed: missing or wrong token")

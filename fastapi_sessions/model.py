@@ -2,16 +2,13 @@
 
 from collections.abc import Iterable
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Annotated, ClassVar, NamedTuple
+from typing import Annotated, ClassVar, NamedTuple, Protocol, TypeVar
 
 from pydantic import BaseModel, ConfigDict, PlainSerializer
 
 from fastapi_sessions.exceptions import SessionNotBoundError
 
-if TYPE_CHECKING:
-    from fastapi_sessions.context import RequestSession
-
-__all__ = ["AuthSession", "FlashMessage", "SessionModel"]
+__all__ = ["AuthSession", "FlashMessage", "SessionBinding", "SessionModel"]
 
 
 class FlashMessage(NamedTuple):
@@ -19,6 +16,36 @@ class FlashMessage(NamedTuple):
 
     category: str
     message: str
+
+
+class SessionBinding(Protocol):
+    """What a model loaded by a request asks of that request's session (the library's `RequestSession`)."""
+
+    @property
+    def handle(self) -> str | None:
+        """The session's store key, or ``None`` until it is stored."""
+
+    @property
+    def created(self) -> float | None:
+        """When the session was first stored (seconds since the epoch), or ``None``."""
+
+    def regenerate(self, *, rotate_csrf: bool = False) -> None:
+        """Issue a new ID when the response is sent."""
+
+    def destroy(self) -> None:
+        """Delete the session when the response is sent."""
+
+    def now_datetime(self) -> datetime:
+        """The session clock's time."""
+
+    def add_flash(self, flash: "FlashMessage") -> None:
+        """Queue a flash message."""
+
+    def pop_flashes(self, category: str | None) -> "list[FlashMessage]":
+        """Take the queued flash messages (of one category)."""
+
+    def csrf_token(self) -> str:
+        """The session's CSRF token, made on first use."""
 
 
 class SessionModel(BaseModel):
@@ -40,8 +67,8 @@ class SessionModel(BaseModel):
     # costs twice as much, and every request that uses its session validates one.
     __slots__ = ("_request_session",)
 
-    def _bound(self) -> "RequestSession":
-        bound: RequestSession | None = getattr(self, "_request_session", None)
+    def _bound(self) -> SessionBinding:
+        bound: SessionBinding | None = getattr(self, "_request_session", None)
         if bound is None:
             raise SessionNotBoundError(
                 f"this {type(self).__name__} is not bound to a request: get it from a route parameter such as "
@@ -78,13 +105,17 @@ class SessionModel(BaseModel):
     @property
     def handle(self) -> str | None:
         """An opaque handle naming this session in `SessionManager.list_sessions`; ``None`` until stored."""
-        return self._bound().key
+        return self._bound().handle
 
     @property
     def created_at(self) -> datetime | None:
         """When this session was first stored, or ``None`` for a session not stored yet."""
-        created = self._bound().meta.get("_created")
+        created = self._bound().created
         return datetime.fromtimestamp(created, UTC) if created is not None else None
+
+
+ModelT = TypeVar("ModelT", bound=SessionModel)
+"""The session model type of a `SessionManager`, its guards and its dependency."""
 
 
 def _sorted_roles(roles: set[str]) -> list[str]:

@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
 
 from fastapi_sessions import MemoryStore
-from fastapi_sessions.cookies import CookieReader
+from fastapi_sessions._cookies import CookieReader
 from fastapi_sessions.signing import CookieSigner, new_session_id, store_key
 from tests.http_harness import Browser, run
 from tests.security_app import UserSession, build_app

@@ -55,6 +55,11 @@ class SessionStore(abc.ABC):
     better (one transaction, one round trip).
     """
 
+    @property
+    def in_process(self) -> bool:
+        """The store does no I/O (it lives in this process): the library applies no timeout to its calls."""
+        return False
+
     async def open(self) -> None:  # noqa: B027 - an optional hook, empty by default
         """Connect, create tables or indexes, start background tasks. Called once at app startup."""
 

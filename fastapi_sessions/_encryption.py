@@ -3,13 +3,11 @@
 import json
 from typing import Any
 
+from fastapi_sessions._metadata import PLAIN
 from fastapi_sessions.exceptions import SessionConfigError
 from fastapi_sessions.settings import SessionSettings
 
 __all__ = ["DataCipher", "DecryptionError"]
-
-# Kept readable: the server needs them to decide expiry before decrypting anything.
-_PLAIN_FIELDS = frozenset({"_created", "_seen"})
 
 
 class DecryptionError(ValueError):
@@ -47,7 +45,7 @@ class DataCipher:
     def encrypt_fields(self, data: dict[str, Any]) -> dict[str, Any]:
         return {
             name: value
-            if name in _PLAIN_FIELDS
+            if name in PLAIN
             else self._fernet.encrypt(json.dumps(value, separators=(",", ":")).encode()).decode("ascii")
             for name, value in data.items()
         }
@@ -55,7 +53,7 @@ class DataCipher:
     def decrypt_fields(self, data: dict[str, Any]) -> dict[str, Any]:
         decoded: dict[str, Any] = {}
         for name, value in data.items():
-            if name in _PLAIN_FIELDS:
+            if name in PLAIN:
                 decoded[name] = value
                 continue
             if not isinstance(value, str):

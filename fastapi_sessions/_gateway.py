@@ -1,0 +1,114 @@
+"""`StoreGateway`: the one way the library reaches its store, under a deadline and with one error type."""
+
+import asyncio
+from collections.abc import Awaitable, Collection, Mapping, Sequence
+from typing import Any, TypeVar
+
+from fastapi_sessions.exceptions import StoreUnavailableError
+from fastapi_sessions.stores.base import SessionStore, StoredSession, UpdateResult
+
+__all__ = ["StoreGateway"]
+
+T = TypeVar("T")
+
+# What a driver raises when its server is down or unreachable. Stores translate their own drivers'
+# errors; these are the backstop for anything that slips through.
+_UNAVAILABLE = (OSError, TimeoutError, ConnectionError)
+
+
+class StoreGateway:
+    """Opens the store once, puts ``store_timeout`` on each operation, and makes failure `StoreUnavailableError`.
+
+    Exposes the store's operations under the same names, so the rest of the library never awaits the
+    store directly.
+
+    Args:
+        store: The store.
+        timeout: Seconds each operation may take; ``None`` for no deadline. A store that does no I/O
+            (`SessionStore.in_process`) gets none whatever is asked.
+    """
+
+    __slots__ = ("_open_lock", "_opened", "store", "timeout")
+
+    def __init__(self, store: SessionStore, timeout: float | None) -> None:
+        self.store = store
+        self.timeout = None if store.in_process else timeout
+        self._opened = False
+        self._open_lock = asyncio.Lock()
+
+    async def open(self) -> None:
+        """Open the store, once (at app startup, or on first use if the app never started)."""
+        async with self._open_lock:
+            if not self._opened:
+                await self.store.open()
+                self._opened = True
+
+    async def close(self) -> None:
+        """Close the store, once (at app shutdown)."""
+        async with self._open_lock:
+            if self._opened:
+                self._opened = False
+                await self.store.close()
+
+    def _failure(self, operation: str, problem: str) -> StoreUnavailableError:
+        where = getattr(self.store, "location", "the store")
+        return StoreUnavailableError(f"{type(self.store).__name__}: {operation} at {where} {problem}")
+
+    async def _call(self, operation: str, awaitable: Awaitable[T]) -> T:
+        if not self._opened:
+            await self.open()
+        try:
+            if self.timeout is None:
+                return await awaitable
+            async with asyncio.timeout(self.timeout):
+                return await awaitable
+        except StoreUnavailableError:
+            raise
+        except TimeoutError as exc:
+            if self.timeout is None:
+                raise self._failure(operation, f"failed: {type(exc).__name__}: {exc}") from exc
+            raise self._failure(operation, f"timed out after {self.timeout:g} s (SESSION_STORE_TIMEOUT)") from exc
+        except _UNAVAILABLE as exc:
+            raise self._failure(operation, f"failed: {type(exc).__name__}: {exc}") from exc
+
+    async def load(self, key: str) -> StoredSession | None:
+        return await self._call("load", self.store.load(key))
+
+    async def load_many(self, keys: Sequence[str]) -> list[StoredSession | None]:
+        return await self._call("load_many", self.store.load_many(keys))
+
+    async def create(self, key: str, data: Mapping[str, Any], *, ttl: float, user_id: str | None) -> None:
+        await self._call("create", self.store.create(key, data, ttl=ttl, user_id=user_id))
+
+    async def update(
+        self,
+        key: str,
+        changes: Mapping[str, Any],
+        *,
+        removed: Collection[str] = (),
+        ttl: float,
+        expected_version: int | None = None,
+    ) -> UpdateResult:
+        return await self._call(
+            "update", self.store.update(key, changes, removed=removed, ttl=ttl, expected_version=expected_version)
+        )
+
+    async def replace(
+        self,
+        old_key: str,
+        new_key: str,
+        data: Mapping[str, Any],
+        *,
+        ttl: float,
+        user_id: str | None,
+        old_user_id: str | None,
+    ) -> bool:
+        return await self._call(
+            "replace", self.store.replace(old_key, new_key, data, ttl=ttl, user_id=user_id, old_user_id=old_user_id)
+        )
+
+    async def delete(self, key: str, *, user_id: str | None = None) -> bool:
+        return await self._call("delete", self.store.delete(key, user_id=user_id))
+
+    async def user_keys(self, user_id: str) -> list[str]:
+        return await self._call("user_keys", self.store.user_keys(user_id))

@@ -1,0 +1,128 @@
+"""Per-user session control: list a user's sessions, revoke one or all, and keep the per-user limit."""
+
+import logging
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Literal
+
+from fastapi_sessions._encryption import DecryptionError
+from fastapi_sessions._gateway import StoreGateway
+from fastapi_sessions._metadata import AGENT, CREATED, IP, SEEN
+from fastapi_sessions._policy import SessionPolicy
+from fastapi_sessions.exceptions import SessionLimitError
+
+__all__ = ["SessionInfo", "UserSessions"]
+
+logger = logging.getLogger("fastapi_sessions")
+
+
+@dataclass(frozen=True, slots=True)
+class SessionInfo:
+    """One live session of a user, as shown on a "your devices" page.
+
+    Attributes:
+        handle: Opaque name of the session for `SessionManager.revoke_session`. It is a hash of the
+            session ID and cannot be used as a cookie.
+        created_at: When the session was created.
+        last_seen: When the session was last used (to within ``touch_after``).
+        user_agent: The ``User-Agent`` of the request that created or last regenerated it.
+        ip: The client address of that request.
+    """
+
+    handle: str
+    created_at: datetime
+    last_seen: datetime
+    user_agent: str | None
+    ip: str | None
+
+
+class UserSessions:
+    """Reads and revokes sessions through the store's per-user index (never by scanning keys).
+
+    Args:
+        gateway: The store.
+        policy: Decides which records are still live.
+        limit: ``max_sessions_per_user``, or ``None`` for no limit.
+        limit_policy: What a login at the limit does: evict the oldest session, or be refused.
+    """
+
+    __slots__ = ("gateway", "limit", "limit_policy", "policy")
+
+    def __init__(
+        self,
+        gateway: StoreGateway,
+        policy: SessionPolicy,
+        *,
+        limit: int | None = None,
+        limit_policy: Literal["evict_oldest", "refuse"] = "evict_oldest",
+    ) -> None:
+        self.gateway = gateway
+        self.policy = policy
+        self.limit = limit
+        self.limit_policy = limit_policy
+
+    async def list(self, user_id: str) -> list[SessionInfo]:
+        """The live sessions of ``user_id``, oldest first."""
+        gateway = self.gateway
+        keys = await gateway.user_keys(user_id)
+        if not keys:
+            return []
+        records = await gateway.load_many(keys)
+        infos = []
+        for key, record in zip(keys, records, strict=True):
+            if record is None or record.user_id != user_id or self.policy.expiry_reason(record.data):
+                continue
+            try:
+                data = self.policy.decode(record.data)
+            except DecryptionError:
+                # Encrypted with a key no longer in SESSION_ENCRYPTION_KEYS: dead to a load too, so not listed.
+                continue
+            created = float(data[CREATED])
+            infos.append(
+                SessionInfo(
+                    handle=key,
+                    created_at=datetime.fromtimestamp(created, UTC),
+                    last_seen=datetime.fromtimestamp(float(data.get(SEEN, created)), UTC),
+                    user_agent=data.get(AGENT),
+                    ip=data.get(IP),
+                )
+            )
+        infos.sort(key=lambda info: info.created_at)
+        return infos
+
+    async def revoke(self, user_id: str, handle: str) -> bool:
+        """Revoke the session ``handle`` of ``user_id``; whether it was live."""
+        if handle not in await self.gateway.user_keys(user_id):
+            return False
+        return await self.gateway.delete(handle, user_id=user_id)
+
+    async def revoke_all(self, user_id: str, *, keep: str | None = None) -> int:
+        """Revoke every session of ``user_id`` but ``keep``; how many were live."""
+        revoked = 0
+        for handle in await self.gateway.user_keys(user_id):
+            if handle != keep and await self.gateway.delete(handle, user_id=user_id):
+                revoked += 1
+        return revoked
+
+    async def make_room(self, user_id: str, *, replacing: str | None) -> None:
+        """Before ``user_id`` gets one more session, keep them within the limit.
+
+        Args:
+            user_id: The user logging in.
+            replacing: The handle of the session this login replaces, which does not count.
+
+        Raises:
+            SessionLimitError: the user is at the limit and the policy is ``refuse``.
+        """
+        limit = self.limit
+        if limit is None:
+            return
+        live = [info for info in await self.list(user_id) if info.handle != replacing]
+        excess = len(live) + 1 - limit
+        if excess <= 0:
+            return
+        if self.limit_policy == "refuse":
+            raise SessionLimitError(f"user already has {len(live)} sessions (SESSION_MAX_SESSIONS_PER_USER={limit})")
+        for info in live[:excess]:  # oldest first
+            await self.gateway.delete(info.handle, user_id=user_id)
+            logger.info("session revoked: oldest session of a user at SESSION_MAX_SESSIONS_PER_USER=%d", limit)

@@ -1,0 +1,376 @@
+"""`RequestSession`: one request's view of its session, loaded on first use and committed once."""
+
+import logging
+import secrets
+from datetime import datetime
+from typing import Any
+
+from pydantic import ValidationError
+from starlette.requests import HTTPConnection
+from starlette.types import Scope
+
+from fastapi_sessions._commit import Action, CommitFacts, CommitPlan, plan_commit
+from fastapi_sessions._core import SessionCore
+from fastapi_sessions._encryption import DecryptionError
+from fastapi_sessions._metadata import AGENT, CREATED, CSRF, FLASH, IP, SEEN, is_metadata
+from fastapi_sessions.exceptions import SessionConflictError
+from fastapi_sessions.model import FlashMessage, SessionModel
+from fastapi_sessions.signing import new_session_id, store_key
+from fastapi_sessions.stores.base import UpdateResult
+
+__all__ = ["RequestSession"]
+
+logger = logging.getLogger("fastapi_sessions")
+
+_MISSING: Any = object()
+_MAX_AGENT_LENGTH = 256
+_NO_HEADERS: list[tuple[bytes, bytes]] = []
+
+_INSTALLED: Any = object()
+"""Put in the scope by the middleware: the request may have a session, none was asked for yet."""
+
+
+class RequestSession:
+    """The session of one request: loaded on first use, committed once when the response starts.
+
+    It lives in the request's ASGI scope under its core's ``scope_key``; `install`, `of`, `pending`
+    and `release` are the only code that touches that slot. Nothing here reaches the store unless a
+    route asks for the session. The commit writes only what changed, never recreates a session
+    deleted meanwhile, and issues a new ID (deleting the old record) on regeneration and on every
+    privilege change.
+    """
+
+    __slots__ = (
+        "_destroy",
+        "_meta_changes",
+        "_regenerate",
+        "_rotate_csrf",
+        "cookie_present",
+        "core",
+        "key",
+        "meta",
+        "model",
+        "scope",
+        "session_id",
+        "stale_key",
+        "stored_data",
+        "stored_user_id",
+        "version",
+    )
+
+    def __init__(self, core: SessionCore, scope: Scope) -> None:
+        self.core = core
+        self.scope = scope
+        self.model: SessionModel | None = None
+        self.session_id: str | None = None
+        self.key: str | None = None
+        self.stored_data: dict[str, Any] = {}
+        self.stored_user_id: str | None = None
+        self.meta: dict[str, Any] = {}
+        self.version = 0
+        self.cookie_present = False
+        self.stale_key = False
+        self._meta_changes: dict[str, Any] = {}
+        self._regenerate = False
+        self._rotate_csrf = False
+        self._destroy = False
+
+    # The scope slot.
+
+    @staticmethod
+    def install(scope: Scope, core: SessionCore) -> None:
+        """Mark the request as served by ``core``'s middleware; the session is made on first use."""
+        scope[core.scope_key] = _INSTALLED
+
+    @staticmethod
+    async def of(connection: HTTPConnection, core: SessionCore) -> "RequestSession":
+        """The request's session, loaded from the store on first use."""
+        scope = connection.scope
+        request_session = scope.get(core.scope_key)
+        if request_session is _INSTALLED:
+            request_session = scope[core.scope_key] = RequestSession(core, scope)
+        elif request_session is None:
+            raise RuntimeError(
+                "the session middleware is not installed: call sessions.install(app) where the app is created"
+            )
+        if request_session.model is None:
+            await request_session.load()
+        return request_session
+
+    @staticmethod
+    def pending(scope: Scope, core: SessionCore) -> "RequestSession | None":
+        """The request's session if a route loaded it (so it has something to commit)."""
+        request_session = scope[core.scope_key]
+        if request_session is _INSTALLED or request_session.model is None:
+            return None
+        return request_session  # type: ignore[no-any-return]
+
+    @staticmethod
+    def release(scope: Scope, core: SessionCore) -> None:
+        """Empty the slot as the request ends.
+
+        The request session, its scope and its model refer to each other; undone here, they are
+        freed at once instead of piling up for the cyclic garbage collector, whose full collections
+        would otherwise stall the server for milliseconds (the p99 of a busy worker).
+        """
+        request_session = scope.pop(core.scope_key, None)
+        if isinstance(request_session, RequestSession) and request_session.model is not None:
+            object.__setattr__(request_session.model, "_request_session", None)
+            request_session.model = None
+
+    # Loading.
+
+    async def load(self) -> SessionModel:
+        """Return the session model, loading it from the store on first use."""
+        if self.model is not None:
+            return self.model
+        core = self.core
+        model: SessionModel | None = None
+        value, count = core.cookie_reader.read(self.scope["headers"])
+        self.cookie_present = count > 0
+        if count > 1:
+            logger.warning("session rejected: %d session cookies in one request (cookie tossing?)", count)
+        elif value is not None:
+            model = await self._load_existing(value)
+        if model is None:
+            model = core.model_cls()
+            self.stored_data = model.model_dump(mode="json")
+        object.__setattr__(model, "_request_session", self)
+        self.model = model
+        return model
+
+    async def _load_existing(self, value: str) -> SessionModel | None:
+        core = self.core
+        unsigned = core.signer.unsign(value)
+        if unsigned is None:
+            logger.info("session rejected: cookie is malformed or its signature does not verify")
+            return None
+        session_id, key = unsigned.session_id, unsigned.key
+        stored = await core.gateway.load(key)
+        if stored is None:
+            logger.info("session rejected: %s is unknown or expired in the store", core.signer.log_id(session_id))
+            return None
+        data = stored.data
+        expired = core.policy.expiry_reason(data)
+        if expired:
+            logger.info("session expired: %s (%s timeout)", core.signer.log_id(session_id), expired)
+            return None
+        try:
+            data = core.policy.decode(data)
+            model: SessionModel = core.model_cls.model_validate(data)
+        except DecryptionError as exc:
+            logger.warning("session rejected: %s: %s", core.signer.log_id(session_id), str(exc))
+            return None
+        except ValidationError as exc:
+            logger.warning(
+                "session rejected: %s no longer validates against %s (%d errors); starting a new session",
+                core.signer.log_id(session_id),
+                core.model_cls.__name__,
+                exc.error_count(),
+            )
+            return None
+        self.session_id = session_id
+        self.key = key
+        self.stored_data = data
+        self.stored_user_id = stored.user_id
+        self.version = stored.version
+        self.meta = data  # the metadata names in it; model fields are read from the model, never from here
+        self.stale_key = unsigned.stale_key
+        return model
+
+    # What the model's methods ask for (the `SessionBinding` of `fastapi_sessions.model`).
+
+    @property
+    def handle(self) -> str | None:
+        return self.key
+
+    @property
+    def created(self) -> float | None:
+        created: float | None = self.meta.get(CREATED)
+        return created
+
+    def regenerate(self, *, rotate_csrf: bool = False) -> None:
+        # After destroy(), a login (logout then login as another user) starts a new session; the
+        # destroyed one stays dead either way.
+        self._destroy = False
+        self._regenerate = True
+        self._rotate_csrf = self._rotate_csrf or rotate_csrf
+
+    def destroy(self) -> None:
+        self._destroy = True
+        self._regenerate = False
+        self.meta = {}
+        self._meta_changes = {}
+
+    def now_datetime(self) -> datetime:
+        return self.core.policy.now_datetime()
+
+    def _set_meta(self, name: str, value: Any) -> None:
+        self.meta[name] = value
+        self._meta_changes[name] = value
+
+    def add_flash(self, flash: FlashMessage) -> None:
+        if self._destroy:
+            # A message for the page after a logout goes in a new session; the destroyed one stays dead.
+            self._destroy = False
+            self._regenerate = True
+        self._set_meta(FLASH, [*self.meta.get(FLASH, []), list(flash)])
+
+    def pop_flashes(self, category: str | None) -> list[FlashMessage]:
+        queued = [FlashMessage(*item) for item in self.meta.get(FLASH, [])]
+        taken = [flash for flash in queued if category is None or flash.category == category]
+        if taken:
+            kept = [list(flash) for flash in queued if flash not in taken]
+            self._set_meta(FLASH, kept)
+        return taken
+
+    def csrf_token(self) -> str:
+        token = self.meta.get(CSRF)
+        if not isinstance(token, str) or (self._rotate_csrf and CSRF not in self._meta_changes):
+            token = secrets.token_urlsafe(32)
+            self._set_meta(CSRF, token)
+        return token
+
+    def expected_csrf_token(self) -> str | None:
+        """The token a request must send to pass `CsrfGuard`, without creating one."""
+        token = self.meta.get(CSRF)
+        return token if isinstance(token, str) else None
+
+    # Committing: decide (`plan_commit`), then do.
+
+    async def commit(self) -> list[tuple[bytes, bytes]]:
+        """Save what changed and return the ``Set-Cookie`` headers the response needs."""
+        model = self.model
+        if model is None:
+            return _NO_HEADERS
+        now = self.core.policy.clock()
+        if self._destroy:
+            current: dict[str, Any] = {}
+            changes: dict[str, Any] = {}
+            facts = CommitFacts(stored=self.key is not None, cookie_present=self.cookie_present, destroy=True)
+        else:
+            current = model.model_dump(mode="json")
+            stored = self.stored_data
+            changes = {name: value for name, value in current.items() if stored.get(name, _MISSING) != value}
+            privileged = model.privileged_fields
+            facts = CommitFacts(
+                stored=self.key is not None,
+                cookie_present=self.cookie_present,
+                regenerate=self._regenerate,
+                rotate_csrf=self._rotate_csrf,
+                privilege_changed=bool(privileged) and not privileged.isdisjoint(changes),
+                changed=bool(changes or self._meta_changes),
+                touch_due=self.core.policy.touch_due(self.meta.get(SEEN, 0), now),
+                stale_cookie=self.stale_key,
+            )
+        return await self._apply(plan_commit(facts), current, changes, now)
+
+    async def _apply(
+        self, plan: CommitPlan, current: dict[str, Any], changes: dict[str, Any], now: float
+    ) -> list[tuple[bytes, bytes]]:
+        action = plan.action
+        if action is Action.NOTHING:
+            return _NO_HEADERS
+        if action is Action.DESTROY:
+            return await self._delete(clear_cookie=plan.clear_cookie)
+        if action is Action.CREATE:
+            return await self._store_new(current, now, created=now)
+        if action is Action.REPLACE:
+            if plan.rotate_csrf and CSRF in self.meta and CSRF not in self._meta_changes:
+                self._set_meta(CSRF, secrets.token_urlsafe(32))
+            return await self._store_new(current, now, created=self.meta.get(CREATED, now))
+        if action is Action.UPDATE:
+            written = await self._update(current, changes, now)
+            if not (written and plan.resign_cookie):
+                return _NO_HEADERS
+        # Re-signed with the current key (an update of a stale cookie's session, or REFRESH_COOKIE).
+        return [self._cookie_header(self.meta.get(CREATED, now), now, minimum=0)]
+
+    async def _delete(self, *, clear_cookie: bool) -> list[tuple[bytes, bytes]]:
+        core = self.core
+        if self.key is not None:
+            await core.gateway.delete(self.key, user_id=self.stored_user_id)
+            logger.info("session destroyed: %s", core.signer.log_id(self.session_id or ""))
+            self.key = None
+        return [(b"set-cookie", core.cookie_writer.clear())] if clear_cookie else _NO_HEADERS
+
+    async def _update(self, current: dict[str, Any], changes: dict[str, Any], now: float) -> bool:
+        """Write the changes; whether the session was still there to take them."""
+        assert self.key is not None
+        core = self.core
+        policy = core.policy
+        stored = self.stored_data
+        # Fields the model no longer has (it changed since the session was stored) go with any write.
+        removed = [name for name in stored if name not in current and not is_metadata(name)]
+        update = {**changes, **self._meta_changes, SEEN: now}
+        policy.check_size({**stored, **update})
+        expected = self.version if core.settings.strict_updates else None
+        result = await core.gateway.update(
+            self.key,
+            policy.encode(update),
+            removed=removed,
+            ttl=policy.ttl(self.meta.get(CREATED, now), now),
+            expected_version=expected,
+        )
+        if result is UpdateResult.CONFLICT:
+            raise SessionConflictError("the session was changed by another request; retry")
+        if result is UpdateResult.MISSING:
+            # Logged out or regenerated by another request meanwhile: that decision stands. No
+            # Set-Cookie: the request that deleted it already answered for the cookie, and a login
+            # may have set a new one since.
+            logger.info(
+                "session changes dropped: %s was deleted by another request", core.signer.log_id(self.session_id or "")
+            )
+            return False
+        return True
+
+    async def _store_new(self, current: dict[str, Any], now: float, *, created: float) -> list[tuple[bytes, bytes]]:
+        core = self.core
+        policy = core.policy
+        meta = {name: value for name, value in self.meta.items() if is_metadata(name)}
+        meta.update(self._meta_changes)
+        meta[CREATED] = created
+        meta[SEEN] = now
+        agent = _header(self.scope, b"user-agent")
+        meta[AGENT] = agent[:_MAX_AGENT_LENGTH] if agent else None
+        client = self.scope.get("client")
+        meta[IP] = client[0] if client else None
+        data = {**current, **meta}
+        policy.check_size(data)
+        user_id = current.get("user_id") if isinstance(current.get("user_id"), str) else None
+        if user_id is not None and user_id != self.stored_user_id:
+            await core.users.make_room(user_id, replacing=self.key)
+        session_id = new_session_id()
+        key = store_key(session_id)
+        ttl = policy.ttl(created, now)
+        encoded = policy.encode(data)
+        if self.key is None:
+            await core.gateway.create(key, encoded, ttl=ttl, user_id=user_id)
+            logger.info("session created: %s", core.signer.log_id(session_id))
+        else:
+            replaced = await core.gateway.replace(
+                self.key, key, encoded, ttl=ttl, user_id=user_id, old_user_id=self.stored_user_id
+            )
+            if not replaced:
+                logger.info(
+                    "session regeneration dropped: %s was deleted by another request",
+                    core.signer.log_id(self.session_id or ""),
+                )
+                return _NO_HEADERS
+            old_id = core.signer.log_id(self.session_id or "")
+            logger.info("session regenerated: %s -> %s", old_id, core.signer.log_id(session_id))
+        self.session_id, self.key, self.stored_user_id = session_id, key, user_id
+        return [self._cookie_header(created, now, minimum=1)]
+
+    def _cookie_header(self, created: float, now: float, *, minimum: int) -> tuple[bytes, bytes]:
+        assert self.session_id is not None
+        core = self.core
+        max_age = max(core.policy.cookie_max_age(created, now), minimum)
+        return (b"set-cookie", core.cookie_writer.set(core.signer.sign(self.session_id), max_age))
+
+
+def _header(scope: Scope, name: bytes) -> str | None:
+    for key, value in scope["headers"]:
+        if key == name:
+            return str(value.decode("latin-1"))
+    return None
