@@ -1,12 +1,12 @@
 """Guard dependencies: authentication, roles, step-up and CSRF, each returning the typed session."""
 
-import inspect
 import secrets
 from collections.abc import Callable, Collection
 from typing import Any, Generic, TypeVar
 from urllib.parse import urlsplit
 
-from fastapi import params
+from fastapi.dependencies.models import Dependant
+from fastapi.dependencies.utils import get_dependant
 from fastapi.openapi.models import APIKey, APIKeyIn
 from fastapi.security.base import SecurityBase
 from starlette.exceptions import HTTPException, WebSocketException
@@ -30,9 +30,10 @@ def public(endpoint: F) -> F:
     """Exempt a route from the session guards applied through ``dependencies=[...]``.
 
     Guards listed in the ``dependencies`` of the app, a router or the route are skipped; a guard the
-    endpoint declares as one of its own parameters still applies, so a second-factor page can be
-    public under an app-wide `SessionManager.require_auth` and still ask for
-    `SessionManager.require_partial_auth`. Put it below the route decorator::
+    endpoint depends on, as one of its own parameters or through a dependency of its at any depth,
+    still applies. So a second-factor page can be public under an app-wide
+    `SessionManager.require_auth` and still ask for `SessionManager.require_partial_auth`. Put it
+    below the route decorator::
 
         app = FastAPI(dependencies=[Depends(sessions.require_auth)])
 
@@ -40,21 +41,24 @@ def public(endpoint: F) -> F:
         @sessions.public
         async def health() -> dict[str, str]: ...
     """
-    setattr(endpoint, _PUBLIC_ATTRIBUTE, frozenset(map(id, _parameter_dependencies(endpoint))))
+    setattr(endpoint, _PUBLIC_ATTRIBUTE, frozenset(map(id, _reachable(get_dependant(path="", call=endpoint)))))
     return endpoint
 
 
-def _parameter_dependencies(endpoint: Callable[..., Any]) -> list[Any]:
-    """The callables an endpoint depends on through its own parameters (``Depends`` in a default or ``Annotated``)."""
+def _reachable(dependant: Dependant) -> list[Any]:
+    """Every callable ``dependant`` depends on, at any depth (``Depends`` and ``Security``, default or ``Annotated``)."""
     found: list[Any] = []
-    for parameter in inspect.signature(endpoint).parameters.values():
-        candidates = [parameter.default, *getattr(parameter.annotation, "__metadata__", ())]
-        found.extend(item.dependency for item in candidates if isinstance(item, params.Depends))
+    pending = list(dependant.dependencies)
+    while pending:
+        sub = pending.pop()
+        if sub.call is not None and all(sub.call is not seen for seen in found):
+            found.append(sub.call)
+            pending.extend(sub.dependencies)
     return found
 
 
 def _exempt(connection: HTTPConnection, guard: object) -> bool:
-    """Whether ``guard`` is skipped: the route is `public` and the guard is not one of its parameters."""
+    """Whether ``guard`` is skipped: the route is `public` and its endpoint does not depend on the guard."""
     own: frozenset[int] | None = getattr(connection.scope.get("endpoint"), _PUBLIC_ATTRIBUTE, None)
     return own is not None and id(guard) not in own
 
