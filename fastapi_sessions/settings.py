@@ -1,6 +1,6 @@
 """`SessionSettings`: every option of fastapi_sessions, read from ``SESSION_*`` environment variables."""
 
-from typing import Annotated, Any, Literal, Self, get_args
+from typing import Annotated, Any, Literal, Self
 
 from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
@@ -60,7 +60,8 @@ class SessionSettings(BaseSettings):
     """Configuration of a `SessionManager`, mirroring express-session's cookie and TTL options.
 
     Every field can be set as a keyword argument or from the environment (``SESSION_<FIELD>``), and
-    from a ``.env`` file in the working directory.
+    from a ``.env`` file in the working directory. An empty variable means "not set": the default
+    applies.
 
     Attributes:
         secret_key: ``SESSION_SECRET_KEY``. Signs the session cookie. Required; at least 32
@@ -77,11 +78,12 @@ class SessionSettings(BaseSettings):
         max_age: ``SESSION_MAX_AGE``. Absolute lifetime in seconds, counted from the session's
             creation; activity, rolling and regeneration never extend it. Also the cookie's Max-Age.
         idle_timeout: ``SESSION_IDLE_TIMEOUT``. Seconds without activity after which the session is
-            dead, enforced on the server. ``None`` disables it.
+            dead, enforced on the server. ``None`` (``none`` in the environment) disables it.
         rolling: ``SESSION_ROLLING``. Whether a request that only reads the session counts as
             activity (refreshing the idle expiry). Writes always count.
         touch_after: ``SESSION_TOUCH_AFTER``. With ``rolling``, refresh the expiry of an unmodified
-            session at most once per this many seconds (connect-mongo's ``touchAfter``).
+            session at most once per this many seconds (connect-mongo's ``touchAfter``). Left unset, it
+            is 60, or half the idle timeout if that is 60 or less.
         https_only: ``SESSION_HTTPS_ONLY``. Sets ``Secure`` on the cookie. Turn off only for local
             development over plain http.
         http_only: ``SESSION_HTTP_ONLY``. Sets ``HttpOnly`` so page scripts cannot read the cookie.
@@ -100,7 +102,7 @@ class SessionSettings(BaseSettings):
             store counts as unavailable (503).
         retry_after: ``SESSION_RETRY_AFTER``. The ``Retry-After`` seconds sent with a 503.
         max_sessions_per_user: ``SESSION_MAX_SESSIONS_PER_USER``. Limit of live sessions per user.
-            ``None`` (default) means no limit.
+            ``None`` (default; ``none`` in the environment) means no limit.
         limit_policy: ``SESSION_LIMIT_POLICY``. At the limit, ``evict_oldest`` (default)
             revokes the user's oldest session on login; ``refuse`` answers the login with 409.
         max_data_bytes: ``SESSION_MAX_DATA_BYTES``. Largest session (as JSON) the manager stores.
@@ -116,8 +118,6 @@ class SessionSettings(BaseSettings):
         env_file_encoding="utf-8",
         extra="ignore",
         frozen=True,
-        # An empty variable (``SESSION_DOMAIN=`` in a copied .env.example) means "not set".
-        env_parse_none_str="",
     )
 
     secret_key: SecretStr
@@ -146,12 +146,19 @@ class SessionSettings(BaseSettings):
     @model_validator(mode="before")
     @classmethod
     def _empty_means_default(cls, data: Any) -> Any:
-        # An empty variable reads as None; for a field that cannot be None, that means "use the default".
+        # An empty variable (``SESSION_IDLE_TIMEOUT=`` in a copied .env.example) means "not set": the
+        # default applies, so an empty value never weakens a security default. Turning a timeout or
+        # limit off takes the word ``none``.
         if isinstance(data, dict):
-            for name in [name for name, value in data.items() if value is None and name in cls.model_fields]:
-                if type(None) not in get_args(cls.model_fields[name].annotation) and name != "secret_key":
+            for name in [name for name, value in data.items() if value == "" and name in cls.model_fields]:
+                if name != "secret_key":
                     del data[name]
         return data
+
+    @field_validator("idle_timeout", "max_sessions_per_user", mode="before")
+    @classmethod
+    def _none_word(cls, value: Any) -> Any:
+        return None if isinstance(value, str) and value.strip().lower() == "none" else value
 
     @field_validator("secret_key_fallbacks", "csrf_trusted_origins", "encryption_keys", mode="before")
     @classmethod
@@ -219,6 +226,10 @@ class SessionSettings(BaseSettings):
         if name.startswith("__Secure-") and not self.https_only:
             raise ValueError(f"cookie name {name!r} uses the __Secure- prefix, which needs SESSION_HTTPS_ONLY=true")
         if self.idle_timeout is not None and self.touch_after >= self.idle_timeout:
+            if "touch_after" not in self.model_fields_set:
+                # Not asked for: the default gives way to a short idle timeout instead of refusing it.
+                object.__setattr__(self, "touch_after", self.idle_timeout // 2)
+                return self
             raise ValueError(
                 f"SESSION_TOUCH_AFTER ({self.touch_after}) must be below SESSION_IDLE_TIMEOUT ({self.idle_timeout}), "
                 "or an active session could go idle between two touches"
