@@ -46,7 +46,7 @@ def public(endpoint: F) -> F:
 
 
 def _reachable(dependant: Dependant) -> list[Any]:
-    """Every callable ``dependant`` depends on, at any depth (``Depends`` and ``Security``, default or ``Annotated``)."""
+    """Every callable ``dependant`` depends on, at any depth (through ``Depends`` and ``Security``)."""
     found: list[Any] = []
     pending = list(dependant.dependencies)
     while pending:

@@ -1,4 +1,4 @@
-"""`@sessions.public` exempts only the guards of ``dependencies=[...]``; a guard the endpoint reaches at any depth applies."""
+"""`@sessions.public` exempts only guards in ``dependencies=[...]``; one the endpoint reaches at any depth applies."""
 
 from collections.abc import Iterator
 from typing import Annotated
