@@ -5,6 +5,7 @@ from fastapi_sessions._registry import SessionInfo as SessionInfo
 from fastapi_sessions.exceptions import SessionConfigError as SessionConfigError
 from fastapi_sessions.exceptions import SessionConflictError as SessionConflictError
 from fastapi_sessions.exceptions import SessionDataTooLargeError as SessionDataTooLargeError
+from fastapi_sessions.exceptions import SessionEncodingError as SessionEncodingError
 from fastapi_sessions.exceptions import SessionError as SessionError
 from fastapi_sessions.exceptions import SessionLimitError as SessionLimitError
 from fastapi_sessions.exceptions import SessionNotBoundError as SessionNotBoundError
@@ -31,6 +32,7 @@ __all__ = [
     "SessionConfigError",
     "SessionConflictError",
     "SessionDataTooLargeError",
+    "SessionEncodingError",
     "SessionError",
     "SessionGuard",
     "SessionInfo",

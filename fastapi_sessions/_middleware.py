@@ -6,8 +6,13 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from fastapi_sessions._core import SessionCore
 from fastapi_sessions._request import RequestSession
-from fastapi_sessions._responses import CONFLICT, STORE_UNAVAILABLE, send_error
-from fastapi_sessions.exceptions import SessionConflictError, SessionLimitError, StoreUnavailableError
+from fastapi_sessions._responses import CONFLICT, STORE_UNAVAILABLE, UNPROCESSABLE, send_error
+from fastapi_sessions.exceptions import (
+    SessionConflictError,
+    SessionEncodingError,
+    SessionLimitError,
+    StoreUnavailableError,
+)
 
 __all__ = ["SessionMiddleware"]
 
@@ -61,6 +66,11 @@ class SessionMiddleware:
                         replaced = True
                         await send_error(send, CONFLICT, str(exc))
                         return
+                    except SessionEncodingError as exc:
+                        logger.warning("session not saved: %s", exc)
+                        replaced = True
+                        await send_error(send, UNPROCESSABLE, str(exc))
+                        return
                     # A copy, never the app's list: a Response object the app reuses across requests
                     # must not collect one user's Set-Cookie for the next.
                     headers = list(message.get("headers", ()))
@@ -69,6 +79,9 @@ class SessionMiddleware:
                         headers = [(k, v) for k, v in headers if k.lower() != b"cache-control"]
                         headers.append((b"cache-control", b"no-store"))
                         headers.extend(extra)
+                    elif request_session.stored_user_id is not None and not _has(headers, b"cache-control"):
+                        # A page made for a logged-in user is kept by no shared cache nor the back button.
+                        headers.append((b"cache-control", b"private, no-store"))
                     message = {**message, "headers": headers}
             await send(message)
 
@@ -76,6 +89,10 @@ class SessionMiddleware:
             await self.app(scope, receive, send_with_session)
         finally:
             RequestSession.release(scope, core)
+
+
+def _has(headers: list[tuple[bytes, bytes]], name: bytes) -> bool:
+    return any(key.lower() == name for key, _ in headers)
 
 
 def _add_vary_cookie(headers: list[tuple[bytes, bytes]]) -> None:

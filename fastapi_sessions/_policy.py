@@ -7,7 +7,8 @@ from typing import Any
 
 from fastapi_sessions._encryption import DataCipher
 from fastapi_sessions._metadata import CREATED, SEEN
-from fastapi_sessions.exceptions import SessionDataTooLargeError
+from fastapi_sessions.exceptions import SessionDataTooLargeError, SessionEncodingError
+from fastapi_sessions.model import SessionModel
 from fastapi_sessions.settings import SessionSettings
 
 __all__ = ["SessionPolicy"]
@@ -17,14 +18,25 @@ class SessionPolicy:
     """When a session expires, how long the store keeps it, how large it may be, how it is encoded.
 
     Args:
+        model_cls: The application's session model, which every stored record must validate against.
         settings: Supplies ``max_age``, ``idle_timeout``, ``rolling``, ``touch_after``,
             ``max_data_bytes`` and the encryption keys.
         clock: Returns the current time in seconds; tests inject their own.
     """
 
-    __slots__ = ("_cipher", "clock", "idle_timeout", "max_age", "max_data_bytes", "rolling", "touch_after")
+    __slots__ = (
+        "_cipher",
+        "clock",
+        "idle_timeout",
+        "max_age",
+        "max_data_bytes",
+        "model_cls",
+        "rolling",
+        "touch_after",
+    )
 
-    def __init__(self, settings: SessionSettings, clock: Callable[[], float]) -> None:
+    def __init__(self, model_cls: type[SessionModel], settings: SessionSettings, clock: Callable[[], float]) -> None:
+        self.model_cls = model_cls
         self.clock = clock
         self.max_age = settings.max_age
         self.idle_timeout = settings.idle_timeout
@@ -66,7 +78,10 @@ class SessionPolicy:
 
     def check_size(self, data: dict[str, Any]) -> None:
         """Raise `SessionDataTooLargeError` if ``data`` as JSON is over ``max_data_bytes``."""
-        size = len(json.dumps(data, separators=(",", ":"), ensure_ascii=False).encode())
+        try:
+            size = len(json.dumps(data, separators=(",", ":"), ensure_ascii=False).encode())
+        except UnicodeEncodeError:
+            raise SessionEncodingError(_unencodable(data)) from None
         if size > self.max_data_bytes:
             raise SessionDataTooLargeError(
                 f"the session is {size} bytes as JSON, over SESSION_MAX_DATA_BYTES={self.max_data_bytes}; "
@@ -77,10 +92,26 @@ class SessionPolicy:
         """The record as the store keeps it (encrypted field by field with ``encryption_keys``)."""
         return self._cipher.encrypt_fields(data) if self._cipher else data
 
-    def decode(self, data: dict[str, Any]) -> dict[str, Any]:
-        """The record as the store returned it, decrypted.
+    def decode(self, data: dict[str, Any]) -> tuple[dict[str, Any], SessionModel]:
+        """A live record as the store returned it: decrypted, and validated into the session model.
 
         Raises:
             DecryptionError: a field does not decrypt with any key.
+            ValidationError: the data no longer fits the model (it changed since the record was written).
         """
-        return self._cipher.decrypt_fields(data) if self._cipher else data
+        if self._cipher:
+            data = self._cipher.decrypt_fields(data)
+        return data, self.model_cls.model_validate(data)
+
+
+def _unencodable(data: dict[str, Any]) -> str:
+    names = []
+    for name, value in data.items():
+        try:
+            json.dumps(value, ensure_ascii=False).encode()
+        except UnicodeEncodeError:
+            names.append(name)
+    return (
+        f"the session field {', '.join(map(repr, names))} holds text that is not valid Unicode "
+        "(a lone surrogate such as \\ud800); it was not saved"
+    )

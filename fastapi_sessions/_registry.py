@@ -5,6 +5,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Literal
 
+from pydantic import ValidationError
+
 from fastapi_sessions._encryption import DecryptionError
 from fastapi_sessions._gateway import StoreGateway
 from fastapi_sessions._metadata import AGENT, CREATED, IP, SEEN
@@ -69,13 +71,16 @@ class UserSessions:
             return []
         records = await gateway.load_many(keys)
         infos = []
+        unreadable = []
         for key, record in zip(keys, records, strict=True):
             if record is None or record.user_id != user_id or self.policy.expiry_reason(record.data):
                 continue
             try:
-                data = self.policy.decode(record.data)
-            except DecryptionError:
-                # Encrypted with a key no longer in SESSION_ENCRYPTION_KEYS: dead to a load too, so not listed.
+                data, _ = self.policy.decode(record.data)
+            except (DecryptionError, ValidationError):
+                # Encrypted with a retired key, or written for an older model: no request can load it,
+                # so it is no session of the user's, counts toward no limit, and goes.
+                unreadable.append(key)
                 continue
             created = float(data[CREATED])
             infos.append(
@@ -87,6 +92,10 @@ class UserSessions:
                     ip=data.get(IP),
                 )
             )
+        for key in unreadable:
+            await gateway.delete(key, user_id=user_id)
+        if unreadable:
+            logger.info("sessions removed: %d of a user's sessions no longer load", len(unreadable))
         infos.sort(key=lambda info: info.created_at)
         return infos
 

@@ -156,8 +156,7 @@ class RequestSession:
             logger.info("session expired: %s (%s timeout)", core.signer.log_id(session_id), expired)
             return None
         try:
-            data = core.policy.decode(data)
-            model: SessionModel = core.model_cls.model_validate(data)
+            data, model = core.policy.decode(data)
         except DecryptionError as exc:
             logger.warning("session rejected: %s: %s", core.signer.log_id(session_id), str(exc))
             return None

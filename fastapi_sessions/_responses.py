@@ -9,10 +9,11 @@ import json
 from starlette.responses import Response
 from starlette.types import Send
 
-__all__ = ["CONFLICT", "STORE_UNAVAILABLE", "error_response", "send_error"]
+__all__ = ["CONFLICT", "STORE_UNAVAILABLE", "UNPROCESSABLE", "error_response", "send_error"]
 
 STORE_UNAVAILABLE = 503
 CONFLICT = 409
+UNPROCESSABLE = 422
 _DETAIL_UNAVAILABLE = "Session store unavailable"
 
 

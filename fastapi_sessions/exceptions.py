@@ -6,6 +6,7 @@ The tree::
     ├── SessionConfigError        a setting, store URL or extra is wrong; raised at startup
     ├── SessionNotBoundError      a session method was called on a model that no request loaded
     ├── SessionDataTooLargeError  the session data does not fit the store's or the cookie's limit
+    ├── SessionEncodingError      the session data holds text that is not valid Unicode (HTTP 422)
     ├── SessionConflictError      strict updates: another request changed the session first (HTTP 409)
     ├── SessionLimitError         the user has max_sessions_per_user sessions and the policy is refuse (HTTP 409)
     └── StoreError                a store could not do what was asked
@@ -30,6 +31,14 @@ class SessionNotBoundError(SessionError, RuntimeError):
 
 class SessionDataTooLargeError(SessionError):
     """The session data exceeds the limit of the store (or of the cookie) in use."""
+
+
+class SessionEncodingError(SessionError, ValueError):
+    """The session data holds text no store can keep: a lone surrogate such as ``"\\ud800"``.
+
+    JSON allows such an escape, so it can arrive in a request body; it is not valid Unicode. The
+    request that put it in the session is answered with 422 and nothing is written.
+    """
 
 
 class SessionConflictError(SessionError):

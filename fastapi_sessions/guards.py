@@ -1,9 +1,11 @@
 """Guard dependencies: authentication, roles, step-up and CSRF, each returning the typed session."""
 
+import importlib.util
+import logging
 import secrets
 from collections.abc import Callable, Collection
 from typing import Any, Generic, TypeVar
-from urllib.parse import urlsplit
+from urllib.parse import parse_qsl, urlsplit
 
 from fastapi.dependencies.models import Dependant
 from fastapi.dependencies.utils import get_dependant
@@ -14,6 +16,7 @@ from starlette.requests import HTTPConnection, Request
 from starlette.status import HTTP_401_UNAUTHORIZED, HTTP_403_FORBIDDEN, WS_1008_POLICY_VIOLATION
 
 from fastapi_sessions._core import SessionCore
+from fastapi_sessions._logs import printable
 from fastapi_sessions._request import RequestSession
 from fastapi_sessions.model import AuthSession, ModelT
 
@@ -21,6 +24,12 @@ __all__ = ["CsrfGuard", "SessionGuard", "public"]
 
 F = TypeVar("F", bound=Callable[..., Any])
 
+logger = logging.getLogger("fastapi_sessions")
+
+_MULTIPART = any(importlib.util.find_spec(name) is not None for name in ("python_multipart", "multipart"))
+_MAX_FORM_FIELDS = 1000
+_URLENCODED = "application/x-www-form-urlencoded"
+_MULTIPART_FORM = "multipart/form-data"
 _PUBLIC_ATTRIBUTE = "__fastapi_sessions_public__"
 _SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "TRACE"})
 SCHEME_NAME = "SessionCookie"
@@ -168,22 +177,18 @@ class CsrfGuard(_CookieScheme[ModelT]):
             else:
                 origin = f"{parts.scheme}://{parts.netloc}"
         if origin is not None and not self._trusted(connection, origin.rstrip("/")):
+            own = printable(_own_origin(connection))
+            self._log(connection, "Origin %s is neither %s nor a trusted origin", printable(origin), own)
             raise _deny(connection, HTTP_403_FORBIDDEN, "CSRF check failed: cross-origin request")
         if websocket:
             if origin is None:
+                own = printable(_own_origin(connection))
+                self._log(connection, "the WebSocket handshake has no Origin (expected %s)", own)
                 raise _deny(connection, HTTP_403_FORBIDDEN, "CSRF check failed: no Origin on the WebSocket handshake")
             return session
         sent = connection.headers.get(self.header_name)
-        if (
-            sent is None
-            and isinstance(connection, Request)
-            and connection.headers.get("content-type", "").startswith(
-                ("application/x-www-form-urlencoded", "multipart/form-data")
-            )
-        ):
-            form = await connection.form()
-            value = form.get(self.form_field)
-            sent = value if isinstance(value, str) else None
+        if sent is None and isinstance(connection, Request):
+            sent = await self._form_token(connection)
         expected = request_session.expected_csrf_token()
         # Compared as bytes: compare_digest raises TypeError on str with non-ASCII characters.
         if (
@@ -191,11 +196,49 @@ class CsrfGuard(_CookieScheme[ModelT]):
             or expected is None
             or not secrets.compare_digest(sent.encode("utf-8", "surrogateescape"), expected.encode("utf-8"))
         ):
+            problem = "no token was sent" if not sent else "the session has no token" if expected is None else "wrong"
+            self._log(connection, "%s (header %s or form field %s)", problem, self.header_name, self.form_field)
             raise _deny(connection, HTTP_403_FORBIDDEN, "CSRF check failed: missing or wrong token")
         return session
 
+    async def _form_token(self, request: Request) -> str | None:
+        """The ``csrf_token`` field of a form body; a plain HTML form is read without python-multipart."""
+        media_type = request.headers.get("content-type", "").partition(";")[0].strip().lower()
+        if media_type not in (_URLENCODED, _MULTIPART_FORM):
+            return None
+        try:
+            body = await request.body()
+        except RuntimeError:  # the route's own Form(...) parameters have read it as a form already
+            return _text((await request.form()).get(self.form_field))
+        if media_type == _URLENCODED:
+            try:
+                fields = parse_qsl(body.decode("latin-1"), keep_blank_values=True, max_num_fields=_MAX_FORM_FIELDS)
+            except ValueError:
+                return None
+            return next((value for name, value in fields if name == self.form_field), None)
+        if not _MULTIPART:
+            logger.warning(
+                "CSRF check: a multipart/form-data body needs python-multipart to be read "
+                "(pip install python-multipart), or send the token in the %s header",
+                self.header_name,
+            )
+            return None
+        return _text((await request.form()).get(self.form_field))
+
+    @staticmethod
+    def _log(connection: HTTPConnection, message: str, *args: object) -> None:
+        method = connection.scope.get("method", "WEBSOCKET")
+        logger.warning("CSRF check failed on %s %s: " + message, method, printable(connection.url.path), *args)
+
     def _trusted(self, connection: HTTPConnection, origin: str) -> bool:
-        if origin in self.trusted_origins:
-            return True
-        scheme = {"ws": "http", "wss": "https"}.get(connection.url.scheme, connection.url.scheme)
-        return origin == f"{scheme}://{connection.headers.get('host', '')}"
+        return origin in self.trusted_origins or origin == _own_origin(connection)
+
+
+def _text(value: object) -> str | None:
+    return value if isinstance(value, str) else None
+
+
+def _own_origin(connection: HTTPConnection) -> str:
+    """The origin a same-origin request sends: its scheme (http for ws, https for wss) and its ``Host``."""
+    scheme = {"ws": "http", "wss": "https"}.get(connection.url.scheme, connection.url.scheme)
+    return f"{scheme}://{connection.headers.get('host', '')}"

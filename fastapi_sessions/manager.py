@@ -14,6 +14,7 @@ from starlette.responses import Response
 from fastapi_sessions._cookies import CookieReader, CookieWriter
 from fastapi_sessions._core import SessionCore
 from fastapi_sessions._gateway import StoreGateway
+from fastapi_sessions._logs import printable
 from fastapi_sessions._middleware import SessionMiddleware
 from fastapi_sessions._policy import SessionPolicy
 from fastapi_sessions._registry import SessionInfo, UserSessions
@@ -70,7 +71,7 @@ class SessionManager(Generic[ModelT]):
             self.settings.secret_key.get_secret_value(),
             [key.get_secret_value() for key in self.settings.secret_key_fallbacks],
         )
-        policy = SessionPolicy(self.settings, clock)
+        policy = SessionPolicy(model, self.settings, clock)
         gateway = StoreGateway(self.store, self.settings.store_timeout)
         self._core = SessionCore(
             model_cls=model,
@@ -167,7 +168,8 @@ class SessionManager(Generic[ModelT]):
         app.state.fastapi_sessions_installed = self
 
     async def _store_unavailable_response(self, request: Request, exc: Exception) -> Response:
-        logger.error("session store unavailable while loading the session for %s: %s", request.url.path, str(exc))
+        path = printable(request.scope.get("path", ""))
+        logger.error("session store unavailable while loading the session for %s: %s", path, str(exc))
         return error_response(STORE_UNAVAILABLE, retry_after=self.settings.retry_after)
 
     async def open(self) -> None:
