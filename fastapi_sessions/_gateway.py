@@ -5,15 +5,11 @@ from collections.abc import Awaitable, Collection, Mapping, Sequence
 from typing import Any, TypeVar
 
 from fastapi_sessions.exceptions import StoreUnavailableError
-from fastapi_sessions.stores.base import SessionStore, StoredSession, UpdateResult
+from fastapi_sessions.stores.base import SessionStore, StoredSession, UpdateResult, unavailable
 
 __all__ = ["StoreGateway"]
 
 T = TypeVar("T")
-
-# What a driver raises when its server is down or unreachable. Stores translate their own drivers'
-# errors; these are the backstop for anything that slips through.
-_UNAVAILABLE = (OSError, TimeoutError, ConnectionError)
 
 
 class StoreGateway:
@@ -50,10 +46,6 @@ class StoreGateway:
                 self._opened = False
                 await self.store.close()
 
-    def _failure(self, operation: str, problem: str) -> StoreUnavailableError:
-        where = getattr(self.store, "location", "the store")
-        return StoreUnavailableError(f"{type(self.store).__name__}: {operation} at {where} {problem}")
-
     async def _call(self, operation: str, awaitable: Awaitable[T]) -> T:
         if not self._opened:
             await self.open()
@@ -64,12 +56,18 @@ class StoreGateway:
                 return await awaitable
         except StoreUnavailableError:
             raise
-        except TimeoutError as exc:
-            if self.timeout is None:
-                raise self._failure(operation, f"failed: {type(exc).__name__}: {exc}") from exc
-            raise self._failure(operation, f"timed out after {self.timeout:g} s (SESSION_STORE_TIMEOUT)") from exc
-        except _UNAVAILABLE as exc:
-            raise self._failure(operation, f"failed: {type(exc).__name__}: {exc}") from exc
+        except Exception as exc:
+            if isinstance(exc, TimeoutError) and self.timeout is not None:
+                store = self.store
+                raise StoreUnavailableError(
+                    f"{type(store).__name__}: {operation} at {store.location} timed out "
+                    f"after {self.timeout:g} s (SESSION_STORE_TIMEOUT)"
+                ) from exc
+            # The stores translate their drivers' errors; this is the same translation, as a backstop.
+            error = unavailable(self.store, operation, exc)
+            if error is None:
+                raise
+            raise error from exc
 
     async def load(self, key: str) -> StoredSession | None:
         return await self._call("load", self.store.load(key))

@@ -3,7 +3,7 @@
 import os
 import socket
 from collections import Counter
-from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Collection, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Annotated, Any, NoReturn, TypeVar
@@ -29,21 +29,52 @@ BASE_URL = "https://testserver"
 ModelT = TypeVar("ModelT", bound=SessionModel)
 
 
+@dataclass(frozen=True)
+class Driver:
+    """The driver a store module imports, to hide in the missing-driver test.
+
+    Attributes:
+        modules: The driver's top-level modules, e.g. ``("redis",)``.
+        extra: The extra that installs it, named in the ImportError.
+        store_module: The module users import the store from.
+    """
+
+    modules: tuple[str, ...]
+    extra: str
+    store_module: str
+
+
 @dataclass
 class Backend:
-    """A store under test.
+    """A store under test, and how the contract suite reaches into it.
 
     Attributes:
         name: The id the contract suite shows, e.g. ``redis`` or ``postgres``.
         make_store: Returns a new, unopened store in a namespace of its own (a fresh key prefix,
             table or collection). Called inside the test's event loop.
         url: A ``SESSION_STORE_URL`` reaching the same server, when the store has one.
+        age: Makes the record under a key ``seconds`` older (its expiry that much earlier) in an
+            opened store, as time passing would, without sleeping.
+        dump: Everything the store holds in its namespace (keys and values), as text.
+        server_expires: The server removes a record at its expiry (Redis): an expired record is
+            gone, rather than still present and filtered out.
+        from_url: The store class's ``from_url``, for a store built from URLs.
+        unreachable_url: A URL of this store whose server is unreachable (a closed port).
+        bad_urls: URLs ``from_url`` must refuse, each with a part of the message that says why.
+        driver: The driver the store imports, when it has one to install.
     """
 
     name: str
     make_store: Callable[[], SessionStore]
     url: str | None = None
     extra: dict[str, Any] = field(default_factory=dict)
+    age: "Callable[[SessionStore, str, float], Awaitable[None]] | None" = None
+    dump: "Callable[[SessionStore], Awaitable[str]] | None" = None
+    server_expires: bool = False
+    from_url: Callable[[str], SessionStore] | None = None
+    unreachable_url: str | None = None
+    bad_urls: dict[str, str] = field(default_factory=dict)
+    driver: Driver | None = None
 
 
 def unavailable(reason: str) -> NoReturn:

@@ -7,17 +7,14 @@ store does with them, and that an unreachable server is a `StoreUnavailableError
 
 import asyncio
 import gc
-import importlib
-import sys
+import re
 import time
 import warnings
 from collections.abc import AsyncIterator, Callable, Coroutine
-from contextlib import asynccontextmanager
 from datetime import UTC, datetime
-from typing import Annotated, Any, cast
+from typing import Any, cast
 
 import pytest
-from fastapi import Depends, FastAPI
 from mongomock_motor import AsyncMongoMockClient
 from motor.motor_asyncio import AsyncIOMotorClient
 from pymongo import AsyncMongoClient, MongoClient
@@ -32,16 +29,14 @@ from pymongo.errors import (
 )
 
 from fastapi_sessions import (
-    AuthSession,
     SessionConfigError,
     StoreError,
     StoreUnavailableError,
     UpdateResult,
     store_from_url,
 )
-from fastapi_sessions.signing import new_session_id
 from fastapi_sessions.stores.mongodb import MongoStore
-from tests.support import FakeClock, assert_not_live, client, free_port, make_manager, set_cookies
+from tests.support import FakeClock, free_port
 
 TTL = 60.0
 
@@ -131,7 +126,7 @@ async def test_a_timeout_while_creating_indexes_is_retried_on_first_use(
 
     monkeypatch.setattr(store.collection, "create_index", time_out)
     await store.open()  # the app still starts
-    assert "the indexes will be created on first use" in caplog.text
+    assert "creating indexes at MongoDB (collection fs_test.sessions) failed: ExecutionTimeout" in caplog.text
     with pytest.raises(StoreUnavailableError, match="creating indexes before load"):
         await store.load("k1")
 
@@ -141,17 +136,6 @@ async def test_a_timeout_while_creating_indexes_is_retried_on_first_use(
 
 
 # Expiry: the TTL monitor runs once a minute, so reads filter on exp themselves.
-
-
-@pytest.mark.anyio
-async def test_a_document_past_exp_is_never_returned(store: MongoStore, clock: FakeClock) -> None:
-    # Expired by the store's clock, not yet by the real one (see the clock fixture).
-    past = datetime.fromtimestamp(clock.now - 5, UTC)
-    await store.collection.insert_one({"_id": "old", "d": {"n": 1}, "u": "alice", "v": 3, "exp": past})
-    assert await store.collection.find_one({"_id": "old"}) is not None  # still there: the monitor lags
-
-    await assert_not_live(store, "old", user_id="alice", version=3)
-    assert await store.collection.find_one({"_id": "old"}) is None  # replace's delete removed it
 
 
 @pytest.mark.anyio
@@ -253,7 +237,7 @@ async def test_unavailability_errors_become_store_unavailable(
     with pytest.raises(StoreUnavailableError) as raised:
         await store.load("k1")
     assert str(raised.value).startswith(
-        f"MongoStore: load on MongoDB, collection fs_test.sessions failed: {type(error).__name__}"
+        f"MongoStore: load at MongoDB (collection fs_test.sessions) failed: {type(error).__name__}"
     )
     assert raised.value.__cause__ is error
 
@@ -370,27 +354,6 @@ def test_store_from_url_picks_mongo_store() -> None:
     assert store.collection.full_name == "app.s"
 
 
-@pytest.mark.parametrize(
-    ("url", "message"),
-    [
-        ("redis://localhost:6379/0", "mongodb://"),
-        ("mongodb://", "no MongoDB host"),
-        ("mongodb://user:topsecret@localhost:99999/app", "Port"),
-        ("mongodb://localhost/app?serverSelectionTimeoutMS=soon", "serverselectiontimeoutms"),
-        ("mongodb://localhost/app?colection=s", "Unknown option"),
-        ("mongodb://localhost/app.sessions", "database names"),
-        ("mongodb://localhost/app?collection=", "collection names"),
-        ("mongodb://localhost/app?collection=a$b", "collection names"),
-        ("mongodb://localhost/app?create_indexes=maybe", "create_indexes"),
-        ("mongodb://[::1/app", "IPv6"),
-    ],
-)
-def test_bad_urls_are_config_errors(url: str, message: str) -> None:
-    with pytest.raises(SessionConfigError, match=message) as raised:
-        MongoStore.from_url(url)
-    assert "topsecret" not in str(raised.value)
-
-
 # Drivers: pymongo's AsyncMongoClient, Motor, and misuse.
 
 
@@ -477,7 +440,7 @@ def test_a_store_from_url_closes_its_client_and_reopens_with_a_new_one(closed_po
         with pytest.raises(StoreUnavailableError, match="creating indexes before load"):
             await store.load("k1")
         await store.close()
-        where = f"MongoDB at 127.0.0.1:{closed_port}, collection app.sessions"
+        where = re.escape(f"MongoDB 127.0.0.1:{closed_port} (collection app.sessions)")
         with pytest.raises(StoreUnavailableError, match=where):
             await store.load("k1")
         assert client_of(store) is not first
@@ -502,79 +465,3 @@ def test_misuse_is_a_type_error(mistake: str) -> None:
                 MongoStore(fake["app"], database="other")
     finally:
         sync.close()
-
-
-def test_missing_pymongo_names_the_extra(monkeypatch: pytest.MonkeyPatch) -> None:
-    for name in list(sys.modules):
-        if name == "pymongo" or name.startswith("pymongo."):
-            monkeypatch.setitem(sys.modules, name, None)
-    monkeypatch.delitem(sys.modules, "fastapi_sessions.stores.mongodb")
-    with pytest.raises(ImportError, match=r"fastapi-sessions-typed\[mongodb\]") as raised:
-        importlib.import_module("fastapi_sessions.stores.mongodb")
-    assert "'pymongo'" in str(raised.value)
-    with pytest.raises(ImportError, match=r"\[mongodb\]"):
-        store_from_url("mongodb://localhost/app")
-
-
-# Through HTTP: a MongoDB that is down answers 503, never 500, and never sets a cookie.
-
-
-class UserSession(AuthSession):
-    theme: str = "light"
-
-
-@pytest.mark.parametrize("built_from", ["client", "url"])
-def test_an_unreachable_server_is_a_503_with_retry_after(
-    closed_port: int, built_from: str, caplog: pytest.LogCaptureFixture
-) -> None:
-    mongo: AsyncMongoClient[dict[str, Any]] | None = None
-    if built_from == "client":
-        mongo = AsyncMongoClient(f"mongodb://127.0.0.1:{closed_port}", serverSelectionTimeoutMS=300)
-        store = MongoStore(mongo)
-    else:
-        store = MongoStore.from_url(f"mongodb://127.0.0.1:{closed_port}/app?serverSelectionTimeoutMS=300")
-    manager = make_manager(UserSession, store)
-
-    @asynccontextmanager
-    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        yield
-        if mongo is not None:  # the application made this client, so the application closes it
-            await mongo.close()
-
-    app = FastAPI(lifespan=lifespan)
-    manager.install(app)
-
-    @app.get("/health")
-    async def health() -> dict[str, bool]:
-        return {"ok": True}
-
-    @app.get("/me")
-    async def me(session: Annotated[UserSession, Depends(manager)]) -> dict[str, str | None]:
-        return {"user": session.user_id}
-
-    @app.post("/login")
-    async def login(session: Annotated[UserSession, Depends(manager)]) -> dict[str, bool]:
-        session.login("alice")
-        return {"ok": True}
-
-    cookie = f"{manager.cookie_name}={manager.signer.sign(new_session_id())}"
-    with client(app) as browser:
-        assert browser.get("/health").status_code == 200
-
-        started = time.monotonic()
-        response = browser.get("/me", headers={"Cookie": cookie})
-        assert time.monotonic() - started < 3
-        assert response.status_code == 503
-        assert response.headers["Retry-After"] == "5"
-        assert response.json() == {"detail": "Session store unavailable"}
-
-        response = browser.post("/login")
-        assert response.status_code == 503
-        assert response.headers["Retry-After"] == "5"
-        assert set_cookies(response) == []
-
-        assert browser.get("/health").status_code == 200
-    # The manager's log records hold the errors, whose tracebacks reach the closed client: drop them,
-    # then what pymongo left behind (see run_in_own_loop) is released here.
-    caplog.clear()
-    release_leftover_sockets()

@@ -1,10 +1,7 @@
 """What only the PostgreSQL store does: its table, database-clock expiry, cleanup, and outages over HTTP."""
 
 import asyncio
-import importlib
-import logging
 import socket
-import sys
 import time
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
@@ -13,11 +10,10 @@ import asyncpg
 import pytest
 
 from fastapi_sessions import AuthSession, SessionConfigError, StoreError, UpdateResult, store_from_url
-from fastapi_sessions.signing import store_key
 from fastapi_sessions.stores.postgres import PostgresStore
 from tests.backends.postgres import DSN, new_table, run_sql
 from tests.pg_server import PgServer
-from tests.support import Backend, assert_not_live, client, free_port, login_app, make_manager, set_cookies
+from tests.support import Backend, client, login_app, make_manager, set_cookies
 
 TTL = 60.0
 COOKIE = "__Host-session"
@@ -105,7 +101,7 @@ async def test_create_table_off_leaves_the_schema_to_migrations(table: str) -> N
         with pytest.raises(StoreError) as raised:
             await store.load("k")
     assert str(raised.value) == (
-        f"PostgresStore could not load a session in table {table} at 127.0.0.1:5432/test: "
+        f"PostgresStore: load at PostgreSQL 127.0.0.1:5432/test (table {table}) failed: "
         f'UndefinedTableError: relation "{table}" does not exist'
     )
     assert row_count_of_tables(table) == 0
@@ -184,15 +180,6 @@ async def test_expiry_is_set_by_the_database_clock(store: PostgresStore) -> None
 
 
 @pytest.mark.anyio
-async def test_expired_rows_are_never_returned_though_still_present(store: PostgresStore) -> None:
-    insert_expired(store.table, 1, user_id="u1")
-    assert row_count(store.table) == 1
-    await assert_not_live(store, "expired-1", user_id="u1", version=1)
-    assert await store.delete("expired-1") is False  # deleted, though it did not count as live
-    assert row_count(store.table) == 0
-
-
-@pytest.mark.anyio
 async def test_cleanup_deletes_expired_rows_in_batches(backend_postgres: Backend, table: str) -> None:
     async with PostgresStore(dsn=DSN, table=table, cleanup_interval=0, cleanup_batch=3) as store:
         await store.create("live1", {"a": 1}, ttl=TTL, user_id=None)
@@ -262,13 +249,12 @@ async def test_the_store_pool_spends_no_round_trip_on_resetting_connections(tabl
 
 
 @pytest.mark.anyio
-async def test_nul_characters_round_trip(store: PostgresStore) -> None:
+async def test_nul_characters_in_field_names_round_trip(store: PostgresStore) -> None:
+    # Values and user IDs with U+0000 are in the contract suite; names are escaped the same way here.
     data = {"a\x00b": "x\x00y", "esc": "\ue000 \ue0000 \ue0001", "nested": {"k\x00": ["\x00", "\ue000"]}, "n": 1}
     await store.create("k", data, ttl=TTL, user_id="user\x00one")
     loaded = await store.load("k")
-    assert loaded is not None and loaded.data == data and loaded.user_id == "user\x00one"
-    assert await store.user_keys("user\x00one") == ["k"]
-    assert await store.user_keys("user") == []
+    assert loaded is not None and loaded.data == data
     assert await store.update("k", {"new\x00": "\x00", "n": 2}, removed=["a\x00b"], ttl=TTL) is UpdateResult.UPDATED
     loaded = await store.load("k")
     assert loaded is not None
@@ -287,22 +273,6 @@ async def test_user_ids_are_parameters_never_sql(store: PostgresStore, user_id: 
     loaded = await store.load("hostile")
     assert loaded is not None and loaded.user_id == user_id
     assert row_count(store.table) == 2
-
-
-# The store key.
-
-
-def test_the_store_key_is_a_hash_and_the_session_id_is_stored_nowhere(backend_postgres: Backend, table: str) -> None:
-    sessions = make_manager(AuthSession, backend_postgres.make_store())
-    with client(login_app(sessions)) as browser:
-        assert browser.post("/login/alice").status_code == 200
-        unsigned = sessions.signer.unsign(browser.cookies[COOKIE])
-        assert unsigned is not None
-    rows = run_sql(f'SELECT key, data::text, user_id FROM "{table}"')
-    assert [row["key"] for row in rows] == [store_key(unsigned.session_id)]
-    assert rows[0]["user_id"] == "alice"
-    for row in rows:
-        assert all(unsigned.session_id not in str(value) for value in row.values())
 
 
 # Configuration.
@@ -327,7 +297,7 @@ def test_from_url_keeps_store_options_out_of_the_dsn() -> None:
             "statement_cache_size": 0,
         }.items()
     )
-    assert store._where == "db.internal:6432/app"  # no password in messages
+    assert store.location == "PostgreSQL db.internal:6432/app (table web.sessions)"  # no password in messages
 
 
 @pytest.mark.anyio
@@ -344,22 +314,6 @@ async def test_other_url_parameters_reach_the_connection(table: str) -> None:
 def test_store_from_url_picks_the_postgres_store() -> None:
     assert isinstance(store_from_url("postgresql://postgres@127.0.0.1/test"), PostgresStore)
     assert isinstance(store_from_url("postgres://postgres@127.0.0.1/test"), PostgresStore)
-
-
-@pytest.mark.parametrize(
-    ("url", "message"),
-    [
-        ("postgresql://h/db?min_size=many", "invalid value 'many' for min_size"),
-        ("postgresql://h/db?create_table=maybe", "invalid value 'maybe' for create_table"),
-        ("postgresql://h/db?min_size=5&max_size=2", "min_size <= max_size"),
-        ("postgresql://h/db?cleanup_interval=-1", "cleanup_interval must be >= 0"),
-        ("postgresql://h/db?table=a;b", "is not a valid name"),
-        ("mysql://h/db", "must start with postgresql://"),
-    ],
-)
-def test_bad_urls_are_config_errors(url: str, message: str) -> None:
-    with pytest.raises(SessionConfigError, match=message):
-        PostgresStore.from_url(url)
 
 
 @pytest.mark.anyio
@@ -400,16 +354,10 @@ async def test_a_store_made_pool_is_closed_and_made_again_on_reopen(store: Postg
 @pytest.mark.anyio
 async def test_a_wrong_database_fails_the_startup_with_a_clear_message() -> None:
     store = PostgresStore(dsn="postgresql://postgres@127.0.0.1:5432/no_such_db", cleanup_interval=0)
-    with pytest.raises(StoreError, match=r'at 127\.0\.0\.1:5432/no_such_db: .*database "no_such_db" does not exist'):
+    where = r"PostgreSQL 127\.0\.0\.1:5432/no_such_db"
+    with pytest.raises(StoreError, match=rf'at {where} .*database "no_such_db" does not exist'):
         await store.open()
     await store.close()
-
-
-def test_a_missing_driver_names_the_extra(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setitem(sys.modules, "asyncpg", None)
-    monkeypatch.delitem(sys.modules, "fastapi_sessions.stores.postgres")
-    with pytest.raises(ImportError, match=r"'asyncpg' package: pip install 'fastapi-sessions-typed\[postgres\]'"):
-        importlib.import_module("fastapi_sessions.stores.postgres")
 
 
 # Outages, through HTTP.
@@ -452,22 +400,8 @@ def test_a_server_outage_is_a_503_and_the_session_survives_it(
         assert browser.get("/me").json() == {"user": "alice"}  # the pool reconnected; no restart
         assert browser.post("/login/bob").status_code == 200
     messages = [record.getMessage() for record in caplog.records if record.name == "fastapi_sessions"]
-    assert any("PostgresStore could not load a session: PostgreSQL at 127.0.0.1:" in message for message in messages)
+    assert any("PostgresStore: load at PostgreSQL 127.0.0.1:" in message for message in messages)
     assert any(message.startswith("expired session cleanup failed") for message in messages)
-
-
-def test_a_closed_port_is_a_503_within_the_timeout(caplog: pytest.LogCaptureFixture) -> None:
-    caplog.set_level(logging.WARNING, "fastapi_sessions")
-    store = PostgresStore.from_url(f"postgresql://postgres@127.0.0.1:{free_port()}/test?cleanup_interval=0")
-    app = login_app(make_manager(AuthSession, store, store_timeout=1))
-    with client(app) as browser:  # the app starts though the database is down
-        started = time.monotonic()
-        response = browser.post("/login/alice")
-        assert response.status_code == 503
-        assert time.monotonic() - started < 1
-        assert set_cookies(response) == []
-        assert browser.get("/health").status_code == 200
-    assert any("sessions are unavailable until it answers" in record.getMessage() for record in caplog.records)
 
 
 def test_a_server_that_never_answers_is_a_503_within_the_store_timeout() -> None:

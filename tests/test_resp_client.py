@@ -10,7 +10,7 @@ from redis.exceptions import AuthenticationError, NoScriptError, ResponseError
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
-from fastapi_sessions.stores.resp import RespClient
+from fastapi_sessions.stores.redis import RespClient
 from tests.redis_servers import HOST, RedisServer
 from tests.support import free_port
 

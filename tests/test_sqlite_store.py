@@ -17,9 +17,8 @@ from fastapi_sessions import (
     UpdateResult,
     store_from_url,
 )
-from fastapi_sessions.signing import store_key
 from fastapi_sessions.stores.sqlite import SQLiteStore
-from tests.support import FakeClock, assert_not_live, client, login_app, make_manager, set_cookies
+from tests.support import FakeClock, client, login_app, make_manager, set_cookies
 
 TTL = 60.0
 COOKIE = "__Host-session"
@@ -73,23 +72,6 @@ def test_from_url_options() -> None:
     assert isinstance(store_from_url("sqlite:///s.db"), SQLiteStore)
 
 
-@pytest.mark.parametrize(
-    ("url", "message"),
-    [
-        ("sqlite://host/s.db", "three slashes"),
-        ("sqlite://", "three slashes"),
-        ("sqlite:///", "the database file is missing"),
-        ("sqlite:///s.db?timeout=3", "unknown option 'timeout'"),
-        ("sqlite:///s.db?busy_timeout=soon", "invalid value 'soon' for busy_timeout"),
-        ("sqlite:///s.db?cleanup_batch=0", "cleanup_batch >= 1"),
-        ("sqlite:///s.db?table=a;b", "is not a valid name"),
-    ],
-)
-def test_bad_urls_are_config_errors(url: str, message: str) -> None:
-    with pytest.raises(SessionConfigError, match=message):
-        SQLiteStore.from_url(url)
-
-
 @pytest.mark.parametrize("name", ["", "1abc", "a;b", 'a"b', "a b", "a.b", "x" * 64, "t; DROP TABLE x"])
 def test_bad_table_names_are_refused(name: str) -> None:
     with pytest.raises(SessionConfigError, match="is not a valid name"):
@@ -122,7 +104,7 @@ async def test_a_memory_database_lives_as_long_as_the_store(clock: FakeClock) ->
 @pytest.mark.anyio
 async def test_a_missing_directory_is_reported_at_open(tmp_path: Path) -> None:
     store = SQLiteStore(tmp_path / "missing" / "sessions.db")
-    with pytest.raises(StoreUnavailableError, match=r"SQLiteStore could not open the database in .*missing.*: unable"):
+    with pytest.raises(StoreUnavailableError, match=r"SQLiteStore: open at SQLite .*missing.* failed: .*unable"):
         await store.open()
     await store.close()
 
@@ -131,17 +113,13 @@ async def test_a_missing_directory_is_reported_at_open(tmp_path: Path) -> None:
 
 
 @pytest.mark.anyio
-async def test_expired_rows_are_never_returned_though_still_present(
-    store: SQLiteStore, path: Path, clock: FakeClock
-) -> None:
+async def test_expiry_follows_the_store_clock(store: SQLiteStore, path: Path, clock: FakeClock) -> None:
     await store.create("k", {"a": 1}, ttl=10, user_id="u1")
-    await store.create("old", {"a": 1}, ttl=10, user_id="u1")
-    clock.advance(10)
-    assert len(query(path, "SELECT key FROM fastapi_sessions")) == 2
-    assert await store.load_many(["k", "old"]) == [None, None]
-    await assert_not_live(store, "k", user_id="u1", version=1)
-    assert await store.delete("old") is False  # deleted, though it did not count as live
-    assert [row[0] for row in query(path, "SELECT key FROM fastapi_sessions")] == ["k"]
+    clock.advance(9.9)
+    assert await store.load("k") is not None
+    clock.advance(0.1)  # a record expires at its deadline exactly
+    assert await store.load_many(["k"]) == [None]
+    assert len(query(path, "SELECT key FROM fastapi_sessions")) == 1  # filtered out, still there
 
 
 @pytest.mark.anyio
@@ -183,7 +161,7 @@ async def test_the_background_task_deletes_expired_rows(path: Path, clock: FakeC
 
 
 @pytest.mark.anyio
-async def test_nul_characters_and_hostile_user_ids_round_trip(store: SQLiteStore) -> None:
+async def test_nul_characters_in_names_and_hostile_user_ids_round_trip(store: SQLiteStore) -> None:
     data = {"a\x00b": "x\x00y", "nested": {"k\x00": ["\x00"]}, "quote": "'; DROP TABLE fastapi_sessions; --"}
     hostile = "u1' OR '1'='1"
     await store.create("k", data, ttl=TTL, user_id="user\x00one")
@@ -278,7 +256,8 @@ async def test_a_write_lock_held_too_long_is_unavailable_and_reads_go_on(path: P
         try:
             other.execute("BEGIN IMMEDIATE")  # another process in the middle of a write
             with pytest.raises(
-                StoreUnavailableError, match=r"SQLiteStore could not update a session in .*: database is locked"
+                StoreUnavailableError,
+                match=r"SQLiteStore: update at SQLite .* failed: .*database is locked",
             ):
                 await store.update("k", {"a": 2}, ttl=TTL)
             loaded = await store.load("k")  # WAL: readers do not wait for the writer
@@ -302,19 +281,6 @@ def test_a_session_survives_an_app_restart(path: Path) -> None:
     with client(second) as browser:
         browser.cookies.set(COOKIE, cookie)
         assert browser.get("/me").json() == {"user": "alice"}
-
-
-def test_the_store_key_is_a_hash_and_the_session_id_is_stored_nowhere(path: Path) -> None:
-    sessions = make_manager(AuthSession, SQLiteStore(path, cleanup_interval=0))
-    with client(login_app(sessions)) as browser:
-        assert browser.post("/login/alice").status_code == 200
-        unsigned = sessions.signer.unsign(browser.cookies[COOKIE])
-        assert unsigned is not None
-    rows = query(path, "SELECT key, data, user_id FROM fastapi_sessions")
-    assert [row[0] for row in rows] == [store_key(unsigned.session_id)]
-    assert all(unsigned.session_id not in str(value) for row in rows for value in row)
-    for file in path.parent.iterdir():  # the database, and its WAL if one is left
-        assert unsigned.session_id.encode() not in file.read_bytes()
 
 
 def test_a_locked_database_is_a_503_for_writes_only(path: Path) -> None:

@@ -6,31 +6,15 @@ database client.
 """
 
 import importlib
-from urllib.parse import urlsplit
 
 from fastapi_sessions.exceptions import SessionConfigError
+from fastapi_sessions.stores._url import SCHEMES, redact
 from fastapi_sessions.stores.base import SessionStore as SessionStore
 from fastapi_sessions.stores.base import StoredSession as StoredSession
 from fastapi_sessions.stores.base import UpdateResult as UpdateResult
 from fastapi_sessions.stores.memory import MemoryStore as MemoryStore
 
 __all__ = ["MemoryStore", "SessionStore", "StoredSession", "UpdateResult", "store_from_url"]
-
-# scheme -> (module, class)
-_SCHEMES: dict[str, tuple[str, str]] = {
-    "memory": ("fastapi_sessions.stores.memory", "MemoryStore"),
-    "sqlite": ("fastapi_sessions.stores.sqlite", "SQLiteStore"),
-    "redis": ("fastapi_sessions.stores.redis", "RedisStore"),
-    "rediss": ("fastapi_sessions.stores.redis", "RedisStore"),
-    "redis+sentinel": ("fastapi_sessions.stores.redis", "RedisStore"),
-    "rediss+sentinel": ("fastapi_sessions.stores.redis", "RedisStore"),
-    "redis+cluster": ("fastapi_sessions.stores.redis", "RedisStore"),
-    "rediss+cluster": ("fastapi_sessions.stores.redis", "RedisStore"),
-    "postgresql": ("fastapi_sessions.stores.postgres", "PostgresStore"),
-    "postgres": ("fastapi_sessions.stores.postgres", "PostgresStore"),
-    "mongodb": ("fastapi_sessions.stores.mongodb", "MongoStore"),
-    "mongodb+srv": ("fastapi_sessions.stores.mongodb", "MongoStore"),
-}
 
 
 def store_from_url(url: str) -> SessionStore:
@@ -40,18 +24,11 @@ def store_from_url(url: str) -> SessionStore:
         SessionConfigError: the scheme is unknown or the URL is malformed.
         ImportError: the store's driver is missing; the message names the extra to install.
     """
-    scheme = urlsplit(url).scheme.lower()
-    if scheme not in _SCHEMES:
-        known = ", ".join(f"{name}://" for name in sorted(_SCHEMES))
-        raise SessionConfigError(
-            f"SESSION_STORE_URL {url.split('@')[-1]!r}: unknown scheme {scheme!r}; use one of {known}"
-        )
-    module_name, class_name = _SCHEMES[scheme]
+    scheme = url.partition("://")[0].lower() if "://" in url else url.partition(":")[0].lower()
+    if scheme not in SCHEMES:
+        known = ", ".join(f"{name}://" for name in sorted(SCHEMES))
+        raise SessionConfigError(f"SESSION_STORE_URL {redact(url)!r}: unknown scheme {scheme!r}; use one of {known}")
+    module_name, class_name = SCHEMES[scheme]
     module = importlib.import_module(module_name)
     store: SessionStore = getattr(module, class_name).from_url(url)
     return store
-
-
-def missing_driver(extra: str, package: str) -> ImportError:
-    """The ImportError a store module raises when its driver is not installed."""
-    return ImportError(f"this store needs the {package!r} package: pip install 'fastapi-sessions-typed[{extra}]'")

@@ -1,17 +1,17 @@
-"""The store interface every session backend implements."""
+"""The store interface every session backend implements, and the one translation of driver errors."""
 
 import abc
 import asyncio
 import contextlib
 import enum
 import logging
-from collections.abc import Collection, Mapping, Sequence
+from collections.abc import Collection, Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Self
+from typing import Any, ClassVar, Self
 
-from fastapi_sessions.exceptions import StoreError
+from fastapi_sessions.exceptions import SessionConfigError, StoreError, StoreUnavailableError
 
-__all__ = ["SessionStore", "StoredSession", "UpdateResult"]
+__all__ = ["SessionStore", "StoredSession", "UpdateResult", "unavailable"]
 
 logger = logging.getLogger("fastapi_sessions")
 
@@ -53,12 +53,80 @@ class SessionStore(abc.ABC):
     Subclasses implement the five abstract methods at the end of this class. `open`, `close`,
     `replace`, `load_many` and `cleanup` have defaults that a store overrides where it can do
     better (one transaction, one round trip).
+
+    Every store reports failures the same way: it lists its driver's exceptions that mean "the
+    server is unreachable, too slow, read-only or full" in `unavailable_errors` (and those that mean
+    any other failure in `failure_errors`), and runs each driver call inside `translating`, which
+    raises `StoreUnavailableError` (HTTP 503) or `StoreError` with the store, the operation and
+    `location` in the message.
+
+    Attributes:
+        unavailable_errors: Driver exceptions that mean the store cannot be reached now.
+        failure_errors: Other driver exceptions, reported as `StoreError`.
     """
+
+    unavailable_errors: ClassVar[tuple[type[BaseException], ...]] = ()
+    failure_errors: ClassVar[tuple[type[BaseException], ...]] = ()
+
+    @classmethod
+    def from_url(cls, url: str) -> "SessionStore":
+        """Build the store from a ``SESSION_STORE_URL``; stores that have a URL scheme override this.
+
+        Raises:
+            SessionConfigError: this store cannot be built from a URL.
+        """
+        raise SessionConfigError(
+            f"{cls.__name__} cannot be built from a URL: create it in code and pass it as SessionManager(store=...)"
+        )
 
     @property
     def in_process(self) -> bool:
-        """The store does no I/O (it lives in this process): the library applies no timeout to its calls."""
+        """The store does no I/O (`MemoryStore`): the library applies no timeout to its calls.
+
+        A store class sets ``in_process = True``; a store wrapping another answers as the inner one.
+        """
         return False
+
+    @property
+    def location(self) -> str:
+        """Where the store keeps sessions, for log lines and errors (never a password or token)."""
+        return type(self).__name__
+
+    def is_unavailable(self, exc: BaseException) -> bool:
+        """Whether ``exc``, raised by the driver, means the store cannot be reached now."""
+        return isinstance(exc, self.unavailable_errors)
+
+    def describe_error(self, exc: BaseException) -> str:
+        """The reason a driver error gives, for messages: its type, and its text when it has one."""
+        text = str(exc)
+        if text:
+            return f"{type(exc).__name__}: {text}"
+        if isinstance(exc, TimeoutError):
+            return "TimeoutError: no answer in time"
+        return type(exc).__name__
+
+    @contextlib.contextmanager
+    def translating(self, operation: str) -> Iterator[None]:
+        """Run driver calls for ``operation``, turning the driver's errors into the library's.
+
+        Raises:
+            StoreUnavailableError: the driver raised one of `unavailable_errors` (or `OSError`, `TimeoutError`).
+            StoreError: the driver raised one of `failure_errors`.
+        """
+        try:
+            yield
+        except StoreError:
+            raise
+        except Exception as exc:
+            error = unavailable(self, operation, exc)
+            if error is not None:
+                raise error from exc
+            if isinstance(exc, self.failure_errors):
+                raise StoreError(self._failure_message(operation, exc)) from exc
+            raise
+
+    def _failure_message(self, operation: str, exc: BaseException) -> str:
+        return f"{type(self).__name__}: {operation} at {self.location} failed: {self.describe_error(exc)}"
 
     async def open(self) -> None:  # noqa: B027 - an optional hook, empty by default
         """Connect, create tables or indexes, start background tasks. Called once at app startup."""
@@ -137,6 +205,11 @@ class SessionStore(abc.ABC):
                 if deleted:
                     logger.debug("expired session cleanup: %s deleted %d records", type(self).__name__, deleted)
 
+    def warn_unavailable_at_open(self, exc: StoreUnavailableError) -> None:
+        """Log that `open` could not reach the server: the app starts anyway and answers 503 until it can."""
+        # The message only: a log record holding the exception keeps the driver's internals alive.
+        logger.warning("%s; requests that need a session get 503 until it answers", str(exc))
+
     # Methods subclasses must implement.
 
     @abc.abstractmethod
@@ -186,3 +259,32 @@ class SessionStore(abc.ABC):
         The index is a lookup by the exact user ID, never a pattern match. It may still list
         sessions that expired; callers `load` them to check.
         """
+
+
+# Errors that mean "unreachable" whatever the store: the library's backstop around every store call.
+_ALWAYS_UNAVAILABLE = (OSError, TimeoutError)
+
+
+def unavailable(store: SessionStore, operation: str, exc: BaseException) -> StoreUnavailableError | None:
+    """The `StoreUnavailableError` that ``exc``, raised during ``operation``, means for ``store``, or ``None``.
+
+    The one translation every store uses (through `SessionStore.translating`), and the library uses as
+    a backstop around store calls. ``OSError`` and ``TimeoutError`` always mean unavailable.
+
+    Args:
+        store: The store whose call failed; it names its location and describes the error.
+        operation: What was attempted, e.g. ``load``.
+        exc: What the call raised.
+    """
+    if isinstance(exc, StoreUnavailableError):
+        return exc
+    if not (isinstance(exc, _ALWAYS_UNAVAILABLE) or store.is_unavailable(exc)):
+        return None
+    return StoreUnavailableError(
+        f"{type(store).__name__}: {operation} at {store.location} failed: {store.describe_error(exc)}"
+    )
+
+
+def missing_driver(extra: str, package: str) -> ImportError:
+    """The ImportError a store module raises when its driver is not installed, naming the extra to install."""
+    return ImportError(f"this store needs the {package!r} package: pip install 'fastapi-sessions-typed[{extra}]'")

@@ -5,11 +5,11 @@ from collections import OrderedDict
 from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import parse_qs, urlsplit
 
 from pydantic_core import from_json, to_json
 
 from fastapi_sessions.exceptions import SessionConfigError
+from fastapi_sessions.stores._url import Int, StoreUrl
 from fastapi_sessions.stores.base import SessionStore, StoredSession, UpdateResult
 
 __all__ = ["MemoryStore"]
@@ -37,7 +37,7 @@ class MemoryStore(SessionStore):
     """
 
     in_process = True
-    """No I/O: the manager applies no timeout to its calls."""
+    """No I/O: the library applies no timeout to its calls."""
 
     def __init__(self, *, max_entries: int = 10_000, clock: Callable[[], float] = time.time) -> None:
         if max_entries < 1:
@@ -50,12 +50,14 @@ class MemoryStore(SessionStore):
     @classmethod
     def from_url(cls, url: str) -> "MemoryStore":
         """Build from ``memory://`` or ``memory://?max_entries=50000``."""
-        query = parse_qs(urlsplit(url).query)
-        try:
-            max_entries = int(query.get("max_entries", ["10000"])[-1])
-        except ValueError:
-            raise SessionConfigError(f"SESSION_STORE_URL {url!r}: max_entries must be an integer") from None
-        return cls(max_entries=max_entries)
+        config = StoreUrl(url, "MemoryStore")
+        options, _ = config.options({"max_entries": Int(minimum=1)})
+        with config.building():
+            return cls(**options)
+
+    @property
+    def location(self) -> str:
+        return "this process's memory"
 
     def __len__(self) -> int:
         return len(self._entries)

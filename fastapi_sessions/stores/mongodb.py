@@ -5,18 +5,16 @@ MongoDB removes expired documents itself through a TTL index on ``exp``, but its
 once a minute, so every read also filters on ``exp`` and a document past its expiry is never returned.
 """
 
-import logging
 import time
 import warnings
-from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Collection, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
-from typing import Any
-from urllib.parse import unquote, urlsplit, urlunsplit
+from typing import Any, ClassVar
+from urllib.parse import unquote
 
 from fastapi_sessions.exceptions import SessionConfigError, StoreError, StoreUnavailableError
-from fastapi_sessions.stores import missing_driver
-from fastapi_sessions.stores.base import SessionStore, StoredSession, UpdateResult
+from fastapi_sessions.stores._url import Bool, StoreUrl, Text
+from fastapi_sessions.stores.base import SessionStore, StoredSession, UpdateResult, missing_driver
 
 try:
     from pymongo import ASCENDING, AsyncMongoClient, MongoClient
@@ -36,8 +34,6 @@ except ImportError as exc:  # pragma: no cover - exercised by a test that hides 
 
 __all__ = ["MongoStore"]
 
-logger = logging.getLogger("fastapi_sessions")
-
 DEFAULT_DATABASE = "fastapi_sessions"
 DEFAULT_COLLECTION = "sessions"
 
@@ -46,11 +42,7 @@ DEFAULT_COLLECTION = "sessions"
 # timeout, so the driver's own diagnosis ("connection refused") is what gets logged. A URL that names
 # an option keeps its own value.
 _DEFAULT_TIMEOUTS_MS = {"serverSelectionTimeoutMS": 1500, "connectTimeoutMS": 2000, "socketTimeoutMS": 2000}
-_STORE_OPTIONS = ("collection", "create_indexes")
-
-# ConnectionFailure covers AutoReconnect, NetworkTimeout, NotPrimaryError and ServerSelectionTimeoutError.
-# A ConfigurationError during an operation is a failed DNS lookup of a mongodb+srv:// host.
-_UNAVAILABLE = (ConnectionFailure, ExecutionTimeout, WTimeoutError, ConfigurationError)
+_OPTIONS = {"collection": Text(), "create_indexes": Bool()}
 
 _PROJECTION = {"d": 1, "u": 1, "v": 1}
 
@@ -75,6 +67,15 @@ class MongoStore(SessionStore):
         TypeError: ``target`` is not an asynchronous MongoDB client, database or collection.
         SessionConfigError: a database or collection name is invalid.
     """
+
+    # ConnectionFailure covers AutoReconnect, NetworkTimeout, NotPrimaryError and ServerSelectionTimeoutError.
+    # A ConfigurationError during an operation is a failed DNS lookup of a mongodb+srv:// host.
+    unavailable_errors: ClassVar[tuple[type[BaseException], ...]] = (
+        ConnectionFailure,
+        ExecutionTimeout,
+        WTimeoutError,
+        ConfigurationError,
+    )
 
     def __init__(
         self,
@@ -106,37 +107,21 @@ class MongoStore(SessionStore):
         Raises:
             SessionConfigError: the URL is malformed, or an option is unknown or has a bad value.
         """
-        shown = url.split("@")[-1]  # never put a password in an error message
-        try:
-            parts = urlsplit(url)
-        except ValueError as exc:
-            raise SessionConfigError(f"SESSION_STORE_URL {shown!r}: {exc}") from None
-        if parts.scheme.lower() not in ("mongodb", "mongodb+srv"):
-            raise SessionConfigError(
-                f"SESSION_STORE_URL {shown!r}: MongoStore needs a mongodb:// or mongodb+srv:// URL"
-            )
-        if not parts.hostname:
-            raise SessionConfigError(
-                f"SESSION_STORE_URL {shown!r}: no MongoDB host, e.g. mongodb://localhost:27017/app"
-            )
-        kept: list[str] = []
-        store_options: dict[str, str] = {}
-        for item in parts.query.replace(";", "&").split("&"):
-            name, _, value = item.partition("=")
-            if name.lower() in _STORE_OPTIONS:
-                store_options[name.lower()] = unquote(value)
-            elif item:
-                kept.append(item)
-        collection = store_options.get("collection", DEFAULT_COLLECTION)
-        create_indexes = store_options.get("create_indexes", "true").lower()
-        if create_indexes not in ("true", "false"):
-            raise SessionConfigError(f"SESSION_STORE_URL {shown!r}: create_indexes must be true or false")
-        database = unquote(parts.path.lstrip("/")) or DEFAULT_DATABASE
+        config = StoreUrl(url, "MongoStore")
+        if not config.hosts_text:
+            raise config.error("no MongoDB host, e.g. mongodb://localhost:27017/app")
+        if config.scheme == "mongodb":
+            config.hosts(27017)  # checks each host and port
+        options, kept = config.options(_OPTIONS, driver_takes=lambda name: True, fold_case=True)
+        collection = options.get("collection", DEFAULT_COLLECTION)
+        create_indexes = options.get("create_indexes", True)
+        database = unquote(config.path.lstrip("/")) or DEFAULT_DATABASE
         given = {item.partition("=")[0].lower() for item in kept}
         if "timeoutms" in given:
             given.add("sockettimeoutms")  # timeoutMS bounds each whole operation: no shorter reply timeout
         timeouts: dict[str, Any] = {name: ms for name, ms in _DEFAULT_TIMEOUTS_MS.items() if name.lower() not in given}
-        uri = urlunsplit((parts.scheme, parts.netloc, parts.path, "&".join(kept), parts.fragment))
+        query = "?" + "&".join(kept) if kept else ""
+        uri = f"{config.scheme}://{config.userinfo()}{config.hosts_text}{config.path}{query}"
 
         def make_client() -> Any:
             return AsyncMongoClient(uri, **timeouts)
@@ -146,12 +131,12 @@ class MongoStore(SessionStore):
                 # pymongo only warns about an unknown option or a bad value, then ignores it.
                 warnings.simplefilter("error", UserWarning)
                 client = make_client()
-            store = cls(client, database=database, collection=collection, create_indexes=create_indexes == "true")
+            store = cls(client, database=database, collection=collection, create_indexes=create_indexes)
         except (PyMongoError, UserWarning, ValueError, TypeError) as exc:
-            raise SessionConfigError(f"SESSION_STORE_URL {shown!r}: {exc}") from None
+            raise config.error(str(exc)) from None
         store._make_client = make_client
         store._owned_client = client
-        store._hosts = parts.netloc.rsplit("@", 1)[-1]
+        store._hosts = config.hosts_text
         return store
 
     @property
@@ -175,8 +160,7 @@ class MongoStore(SessionStore):
         try:
             await self._ensure_indexes()
         except StoreUnavailableError as exc:
-            # The message only: a log record that holds the exception keeps the client's internals alive.
-            logger.warning("%s; the indexes will be created on first use", str(exc))
+            self.warn_unavailable_at_open(exc)  # the indexes are created by the first operation that reaches it
 
     async def close(self) -> None:
         """Close the client if the store created it (`from_url`); a client passed in is left open."""
@@ -186,13 +170,13 @@ class MongoStore(SessionStore):
 
     async def _ensure_indexes(self, before: str = "") -> None:
         collection = self.collection
-        with self._unavailable(f"creating indexes{before}"):
+        with self.translating(f"creating indexes{before}"):
             try:
                 # expireAfterSeconds=0: each document expires at the date in its own exp field.
                 await collection.create_index([("exp", ASCENDING)], expireAfterSeconds=0)
                 await collection.create_index([("u", ASCENDING)])
             except OperationFailure as exc:
-                if isinstance(exc, _UNAVAILABLE) or exc.timeout:
+                if self.is_unavailable(exc):
                     raise
                 # An index of the same name with other options, or a user without the createIndex right.
                 raise SessionConfigError(
@@ -207,20 +191,16 @@ class MongoStore(SessionStore):
             await self._ensure_indexes(f" before {operation}")
         return self.collection
 
-    @contextmanager
-    def _unavailable(self, operation: str) -> Iterator[None]:
-        """Turn the driver's connection and timeout errors into `StoreUnavailableError`."""
-        try:
-            yield
-        except PyMongoError as exc:
-            if not (isinstance(exc, _UNAVAILABLE) or getattr(exc, "timeout", False)):
-                raise
-            detail = str(exc).split(", Topology Description:")[0]
-            raise StoreUnavailableError(
-                f"MongoStore: {operation} on {self._where()} failed: {type(exc).__name__}: {detail}"
-            ) from exc
+    def is_unavailable(self, exc: BaseException) -> bool:
+        # A server-side time limit is an OperationFailure whose code says so.
+        return super().is_unavailable(exc) or (isinstance(exc, PyMongoError) and bool(getattr(exc, "timeout", False)))
 
-    def _where(self) -> str:
+    def describe_error(self, exc: BaseException) -> str:
+        # pymongo appends the whole topology, with every server's state: the first part says it all.
+        return super().describe_error(exc).split(", Topology Description:")[0]
+
+    @property
+    def location(self) -> str:
         collection = self._collection
         hosts = self._hosts
         if hosts is None:
@@ -229,7 +209,7 @@ class MongoStore(SessionStore):
                 hosts = ",".join(f"{host}:{port}" for host, port in addresses)
             except Exception:  # a client without pymongo's topology (a test double): the names suffice
                 hosts = None
-        return f"MongoDB{f' at {hosts}' if hosts else ''}, collection {collection.full_name}"
+        return f"MongoDB{f' {hosts}' if hosts else ''} (collection {collection.full_name})"
 
     def _now(self) -> datetime:
         return datetime.fromtimestamp(self._clock(), UTC)
@@ -242,7 +222,7 @@ class MongoStore(SessionStore):
 
     async def load(self, key: str) -> StoredSession | None:
         collection = await self._ready("load")
-        with self._unavailable("load"):
+        with self.translating("load"):
             document = await collection.find_one({"_id": key, "exp": {"$gt": self._now()}}, _PROJECTION)
         return None if document is None else _stored(document)
 
@@ -251,7 +231,7 @@ class MongoStore(SessionStore):
             return []
         collection = await self._ready("load_many")
         found: dict[str, StoredSession] = {}
-        with self._unavailable("load_many"):
+        with self.translating("load_many"):
             async for document in collection.find(
                 {"_id": {"$in": list(keys)}, "exp": {"$gt": self._now()}}, _PROJECTION
             ):
@@ -263,7 +243,7 @@ class MongoStore(SessionStore):
             _check_field(name)
         collection = await self._ready("create")
         document = {"_id": key, "d": dict(data), "u": user_id, "v": 1, "exp": self._expiry(self._now(), ttl)}
-        with self._unavailable("create"):
+        with self.translating("create"):
             await collection.replace_one({"_id": key}, document, upsert=True)
 
     async def update(
@@ -285,7 +265,7 @@ class MongoStore(SessionStore):
         live = {"_id": key, "exp": {"$gt": now}}
         query = live if expected_version is None else {**live, "v": expected_version}
         collection = await self._ready("update")
-        with self._unavailable("update"):
+        with self.translating("update"):
             result = await collection.update_one(query, operations)
             if result.matched_count:
                 return UpdateResult.UPDATED
@@ -298,7 +278,7 @@ class MongoStore(SessionStore):
     async def delete(self, key: str, *, user_id: str | None = None) -> bool:
         collection = await self._ready("delete")
         now = self._now()
-        with self._unavailable("delete"):
+        with self.translating("delete"):
             result = await collection.delete_one({"_id": key, "exp": {"$gt": now}})
             if result.deleted_count:
                 return True
@@ -312,13 +292,13 @@ class MongoStore(SessionStore):
         collection = await self._ready("user_keys")
         # $eq: the user ID is compared as a value, whatever it holds, and never read as an operator.
         query = {"u": {"$eq": user_id}, "exp": {"$gt": self._now()}}
-        with self._unavailable("user_keys"):
+        with self.translating("user_keys"):
             return [document["_id"] async for document in collection.find(query, {"_id": 1})]
 
     async def cleanup(self) -> int:
         """Delete expired documents now. MongoDB's TTL monitor does the same about once a minute."""
         collection = await self._ready("cleanup")
-        with self._unavailable("cleanup"):
+        with self.translating("cleanup"):
             result = await collection.delete_many({"exp": {"$lte": self._now()}})
         return int(result.deleted_count)
 

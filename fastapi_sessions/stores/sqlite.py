@@ -9,10 +9,11 @@ import re
 import time
 from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any, TypeVar
-from urllib.parse import parse_qsl, unquote, urlsplit
+from typing import Any, ClassVar, TypeVar
+from urllib.parse import unquote
 
-from fastapi_sessions.exceptions import SessionConfigError, StoreError, StoreUnavailableError
+from fastapi_sessions.exceptions import SessionConfigError, StoreUnavailableError
+from fastapi_sessions.stores._url import Float, Int, StoreUrl, Text
 from fastapi_sessions.stores.base import SessionStore, StoredSession, UpdateResult
 
 try:
@@ -27,8 +28,7 @@ logger = logging.getLogger("fastapi_sessions")
 T = TypeVar("T")
 
 _IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,62}")
-_FLOAT_OPTIONS = ("busy_timeout", "cleanup_interval")
-_INT_OPTIONS = ("cleanup_batch",)
+_OPTIONS = {"table": Text(), "busy_timeout": Float(), "cleanup_interval": Float(), "cleanup_batch": Int(minimum=1)}
 # Bound parameters per statement: SQLite before 3.32 allows 999.
 _CHUNK = 500
 
@@ -64,6 +64,10 @@ class SQLiteStore(SessionStore):
     Raises:
         SessionConfigError: the table name or an option is invalid.
     """
+
+    # "database is locked" (busy timeout), "disk I/O error", "unable to open database file"...
+    unavailable_errors: ClassVar[tuple[type[BaseException], ...]] = (sqlite3.OperationalError,)
+    failure_errors: ClassVar[tuple[type[BaseException], ...]] = (sqlite3.Error,)
 
     def __init__(
         self,
@@ -120,32 +124,21 @@ class SQLiteStore(SessionStore):
         Options go in the query string: ``table``, ``busy_timeout``, ``cleanup_interval``,
         ``cleanup_batch``, e.g. ``sqlite:///sessions.db?busy_timeout=1.5``.
         """
-        parts = urlsplit(url)
-        if parts.scheme.lower() != "sqlite" or parts.netloc or not parts.path.startswith("/"):
-            raise SessionConfigError(
-                f"SESSION_STORE_URL {url!r}: a SQLite URL has three slashes and a path, "
-                "sqlite:///relative/path.db or sqlite:////absolute/path.db"
+        config = StoreUrl(url, "SQLiteStore")
+        if config.hosts_text or not config.path.startswith("/"):
+            raise config.error(
+                "a SQLite URL has three slashes and a path, sqlite:///relative/path.db or sqlite:////absolute/path.db"
             )
-        path = unquote(parts.path[1:])
+        path = unquote(config.path[1:])
         if not path:
-            raise SessionConfigError(f"SESSION_STORE_URL {url!r}: the database file is missing after sqlite:///")
-        options: dict[str, Any] = {}
-        for name, value in parse_qsl(parts.query, keep_blank_values=True):
-            if name != "table" and name not in _FLOAT_OPTIONS and name not in _INT_OPTIONS:
-                raise SessionConfigError(
-                    f"SESSION_STORE_URL {url!r}: unknown option {name!r}; SQLiteStore takes "
-                    "table, busy_timeout, cleanup_interval and cleanup_batch"
-                )
-            try:
-                if name == "table":
-                    options[name] = value
-                elif name in _FLOAT_OPTIONS:
-                    options[name] = float(value)
-                else:
-                    options[name] = int(value)
-            except ValueError:
-                raise SessionConfigError(f"SESSION_STORE_URL {url!r}: invalid value {value!r} for {name}") from None
-        return cls(path, **options)
+            raise config.error("the database file is missing after sqlite:///")
+        options, _ = config.options(_OPTIONS)
+        with config.building():
+            return cls(path, **options)
+
+    @property
+    def location(self) -> str:
+        return f"SQLite {self.path} (table {self.table})"
 
     # Lifecycle.
 
@@ -154,7 +147,7 @@ class SQLiteStore(SessionStore):
         if self._executor is None:
             self._executor = ThreadPoolExecutor(1, thread_name_prefix="fastapi_sessions-sqlite")
             try:
-                await self._run("open the database", self._connect)
+                await self._run("open", self._connect)
             except BaseException:
                 self._executor.shutdown(wait=False)
                 self._executor = None
@@ -193,28 +186,23 @@ class SQLiteStore(SessionStore):
         if connection is not None:
             connection.close()
 
-    async def _run(self, action: str, function: Callable[..., T], *args: Any) -> T:
-        """Run ``function`` on the store's thread; map SQLite's failures to store errors."""
+    async def _run(self, operation: str, function: Callable[..., T], *args: Any) -> T:
+        """Run ``function`` on the store's thread; SQLite's failures become store errors."""
         if self._executor is None:
             await self.open()
         assert self._executor is not None
-        try:
+        with self.translating(operation):
             return await asyncio.get_running_loop().run_in_executor(self._executor, function, *args)
-        except sqlite3.OperationalError as exc:
-            # "database is locked" (busy timeout), "disk I/O error", "unable to open database file"...
-            raise StoreUnavailableError(f"SQLiteStore could not {action} in {self.path}: {exc}") from exc
-        except sqlite3.Error as exc:
-            raise StoreError(f"SQLiteStore could not {action} in {self.path}: {type(exc).__name__}: {exc}") from exc
 
     def _db(self) -> sqlite3.Connection:
         if self._connection is None:
-            raise StoreUnavailableError(f"SQLiteStore {self.path} is closed")
+            raise StoreUnavailableError(f"SQLiteStore: {self.location} is closed")
         return self._connection
 
     # The store interface. Each operation is one function run on the store's thread.
 
     async def load(self, key: str) -> StoredSession | None:
-        return await self._run("load a session", self._load, key, self._clock())
+        return await self._run("load", self._load, key, self._clock())
 
     def _load(self, key: str, now: float) -> StoredSession | None:
         row = self._db().execute(self._sql_load, (key, now)).fetchone()
@@ -223,7 +211,7 @@ class SQLiteStore(SessionStore):
     async def load_many(self, keys: Sequence[str]) -> list[StoredSession | None]:
         if not keys:
             return []
-        return await self._run("load sessions", self._load_many, list(keys), self._clock())
+        return await self._run("load_many", self._load_many, list(keys), self._clock())
 
     def _load_many(self, keys: list[str], now: float) -> list[StoredSession | None]:
         db = self._db()
@@ -237,7 +225,7 @@ class SQLiteStore(SessionStore):
 
     async def create(self, key: str, data: Mapping[str, Any], *, ttl: float, user_id: str | None) -> None:
         payload = _dumps(data)
-        await self._run("store a session", self._create, key, payload, user_id, self._clock() + ttl)
+        await self._run("create", self._create, key, payload, user_id, self._clock() + ttl)
 
     def _create(self, key: str, payload: str, user_id: str | None, expires_at: float) -> None:
         self._db().execute(self._sql_create, (key, payload, user_id, expires_at))
@@ -253,7 +241,7 @@ class SQLiteStore(SessionStore):
     ) -> UpdateResult:
         now = self._clock()
         return await self._run(
-            "update a session", self._update, key, dict(changes), list(removed), now, now + ttl, expected_version
+            "update", self._update, key, dict(changes), list(removed), now, now + ttl, expected_version
         )
 
     def _update(
@@ -282,7 +270,7 @@ class SQLiteStore(SessionStore):
         return UpdateResult.UPDATED
 
     async def delete(self, key: str, *, user_id: str | None = None) -> bool:
-        return await self._run("delete a session", self._delete, key, self._clock())
+        return await self._run("delete", self._delete, key, self._clock())
 
     def _delete(self, key: str, now: float) -> bool:
         db = self._db()
@@ -304,7 +292,7 @@ class SQLiteStore(SessionStore):
     ) -> bool:
         now = self._clock()
         payload = _dumps(data)
-        return await self._run("regenerate a session", self._replace, old_key, new_key, payload, user_id, now, ttl)
+        return await self._run("replace", self._replace, old_key, new_key, payload, user_id, now, ttl)
 
     def _replace(self, old_key: str, new_key: str, payload: str, user_id: str | None, now: float, ttl: float) -> bool:
         db = self._db()
@@ -315,14 +303,14 @@ class SQLiteStore(SessionStore):
         return True
 
     async def user_keys(self, user_id: str) -> list[str]:
-        return await self._run("list a user's sessions", self._user_keys, user_id, self._clock())
+        return await self._run("user_keys", self._user_keys, user_id, self._clock())
 
     def _user_keys(self, user_id: str, now: float) -> list[str]:
         return [row[0] for row in self._db().execute(self._sql_user_keys, (user_id, now))]
 
     async def cleanup(self) -> int:
         """Delete expired rows, ``cleanup_batch`` per transaction, returning how many were deleted."""
-        return await self._run("delete expired sessions", self._cleanup, self._clock())
+        return await self._run("cleanup", self._cleanup, self._clock())
 
     def _cleanup(self, now: float) -> int:
         db = self._db()

@@ -7,21 +7,72 @@ that variable is unset.
 
 import gc
 import os
+import time
 import uuid
 import warnings
 from collections.abc import Iterator
+from datetime import timedelta
+from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 import pytest
 
 from fastapi_sessions import SessionStore
-from tests.support import Backend, unavailable
+from tests.support import Backend, Driver, free_port, unavailable
 
 BACKENDS = ["mongodb-fake", "mongodb"]
+
+# mongomock applies TTL indexes by the real clock when it reads. The fake backend's store runs this far
+# ahead, so a document its store calls expired stays in the collection, as in MongoDB until its monitor runs.
+AHEAD = 1_000_000_000.0
 
 
 def unique_name() -> str:
     return f"fs_test_{uuid.uuid4().hex[:16]}"
+
+
+def collection_of(store: SessionStore) -> Any:
+    from fastapi_sessions.stores.mongodb import MongoStore
+
+    assert isinstance(store, MongoStore)
+    return store.collection
+
+
+async def age(store: SessionStore, key: str, seconds: float) -> None:
+    collection = collection_of(store)
+    document = await collection.find_one({"_id": key})
+    if document is not None:
+        await collection.update_one({"_id": key}, {"$set": {"exp": document["exp"] - timedelta(seconds=seconds)}})
+
+
+async def dump(store: SessionStore) -> str:
+    return repr([document async for document in collection_of(store).find({})])
+
+
+def shared(**fields: Any) -> dict[str, Any]:
+    """What both MongoDB backends declare."""
+    from fastapi_sessions.stores.mongodb import MongoStore
+
+    return {
+        "age": age,
+        "dump": dump,
+        "from_url": MongoStore.from_url,
+        "unreachable_url": f"mongodb://127.0.0.1:{free_port()}/app?serverSelectionTimeoutMS=300",
+        "bad_urls": {
+            "redis://localhost:6379/0": "unknown scheme 'redis' for MongoStore; use one of mongodb://, mongodb+srv://",
+            "mongodb://": "no MongoDB host",
+            "mongodb://user:topsecret@localhost:99999/app": "bad port '99999'",
+            "mongodb://localhost/app?serverSelectionTimeoutMS=soon": "serverselectiontimeoutms",
+            "mongodb://localhost/app?colection=s": "Unknown option",
+            "mongodb://localhost/app.sessions": "database names",
+            "mongodb://localhost/app?collection=": "collection names",
+            "mongodb://localhost/app?collection=a$b": "collection names",
+            "mongodb://localhost/app?create_indexes=maybe": "create_indexes must be true or false",
+            "mongodb://[::1/app": "IPv6",
+        },
+        "driver": Driver(("pymongo",), "mongodb", "fastapi_sessions.stores.mongodb"),
+        **fields,
+    }
 
 
 @pytest.fixture
@@ -31,9 +82,9 @@ def backend_mongodb_fake() -> Backend:
     from fastapi_sessions.stores.mongodb import MongoStore
 
     def make_store() -> SessionStore:
-        return MongoStore(AsyncMongoMockClient(), database=unique_name())
+        return MongoStore(AsyncMongoMockClient(), database=unique_name(), clock=lambda: time.time() + AHEAD)
 
-    return Backend("mongodb-fake", make_store)
+    return Backend("mongodb-fake", make_store, **shared())
 
 
 def url_with_database(url: str, database: str) -> str:
@@ -64,7 +115,9 @@ def backend_mongodb() -> Iterator[Backend]:
             admin.admin.command("ping")
         except PyMongoError as exc:
             unavailable(f"MongoDB at MONGODB_URL is unreachable: {type(exc).__name__}")
-        yield Backend("mongodb", lambda: MongoStore.from_url(store_url), url=store_url, extra={"database": database})
+        yield Backend(
+            "mongodb", lambda: MongoStore.from_url(store_url), url=store_url, extra={"database": database}, **shared()
+        )
         admin.drop_database(database)
     finally:
         admin.close()

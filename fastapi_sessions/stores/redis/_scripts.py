@@ -4,15 +4,11 @@ import hashlib
 from collections.abc import Sequence
 from typing import Any
 
-from redis.asyncio import Redis
-from redis.asyncio.cluster import RedisCluster
 from redis.exceptions import NoScriptError
 
-from fastapi_sessions.stores.resp import RespClient
+from fastapi_sessions.stores.redis._protocol import RedisCommands
 
-__all__ = ["CREATE", "DELETE", "INDEX_ADD", "REPLACE", "SCRIPTS", "UPDATE", "Client", "Script"]
-
-Client = Redis | RedisCluster | RespClient
+__all__ = ["CREATE", "DELETE", "INDEX_ADD", "REPLACE", "SCRIPTS", "UPDATE", "Script"]
 
 # Lua 5.1's unpack() has a stack limit of a few thousand values: write fields 1000 arguments at a time.
 # Redis checks maxmemory at a script's first write only (later ones pass, so a script is never cut in
@@ -61,9 +57,7 @@ class Script:
         self.text = text
         self.sha = hashlib.sha1(text.encode()).hexdigest()
 
-    async def __call__(
-        self, client: "Redis | RedisCluster | RespClient", keys: Sequence[str], args: Sequence[Any]
-    ) -> Any:
+    async def __call__(self, client: RedisCommands, keys: Sequence[str], args: Sequence[Any]) -> Any:
         try:
             return await client.evalsha(self.sha, len(keys), *keys, *args)
         except NoScriptError:

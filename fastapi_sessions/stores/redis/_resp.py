@@ -278,7 +278,8 @@ class RespPipeline:
         self._commands.append(("HGETALL", name))
         return self
 
-    async def execute(self) -> list[Any]:
+    async def execute(self, raise_on_error: bool = True) -> list[Any]:
+        """Send the queued commands; an error reply raises (``raise_on_error`` is for redis-py's signature)."""
         commands, self._commands = self._commands, []
         replies = await asyncio.gather(*(self._client.execute_command(*command) for command in commands))
         return [

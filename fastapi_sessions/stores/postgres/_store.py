@@ -1,24 +1,18 @@
 """`PostgresStore`: sessions in a PostgreSQL table, through asyncpg."""
 
 import asyncio
-import contextlib
-import hashlib
 import inspect
 import logging
-import re
-from collections.abc import Collection, Iterator, Mapping, Sequence
-from typing import TYPE_CHECKING, Any
-from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+from collections.abc import Collection, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, ClassVar
+
+import asyncpg
 
 from fastapi_sessions.exceptions import SessionConfigError, StoreError, StoreUnavailableError
-from fastapi_sessions.stores import missing_driver
-from fastapi_sessions.stores.base import SessionStore, StoredSession, UpdateResult
-from fastapi_sessions.stores.postgres_text import dumps, escape_text, loads, stored_user, user_of
-
-try:
-    import asyncpg
-except ImportError:  # pragma: no cover - exercised by a test that hides the driver
-    raise missing_driver("postgres", "asyncpg") from None
+from fastapi_sessions.stores._url import Bool, Float, Int, StoreUrl, Text
+from fastapi_sessions.stores.base import SessionStore, StoredSession, UpdateResult, unavailable
+from fastapi_sessions.stores.postgres._sql import Statements
+from fastapi_sessions.stores.postgres._text import dumps, escape_text, loads, stored_user, user_of
 
 if TYPE_CHECKING:
     Pool = asyncpg.Pool[asyncpg.Record]
@@ -27,42 +21,18 @@ __all__ = ["PostgresStore"]
 
 logger = logging.getLogger("fastapi_sessions")
 
-# Errors meaning the server is down, unreachable, refusing connections or too slow: answered with 503.
-_UNAVAILABLE: tuple[type[BaseException], ...] = (
-    OSError,
-    TimeoutError,
-    asyncpg.exceptions.PostgresConnectionError,
-    asyncpg.exceptions.CannotConnectNowError,
-    asyncpg.exceptions.TooManyConnectionsError,
-    asyncpg.exceptions.AdminShutdownError,
-    asyncpg.exceptions.CrashShutdownError,
-    asyncpg.exceptions.InterfaceError,
-)
-
-# URL query options read by the store; every other option goes to asyncpg with the DSN.
-_FLOAT_OPTIONS = ("cleanup_interval", "command_timeout", "connect_timeout")
-_INT_OPTIONS = ("cleanup_batch", "min_size", "max_size", "statement_cache_size")
-_BOOL_OPTIONS = ("create_table",)
-_IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,62}")
-_MAX_IDENTIFIER = 63
-
-
-def _quote_table(table: str) -> str:
-    parts = table.split(".")
-    if len(parts) > 2 or not all(_IDENTIFIER.fullmatch(part) for part in parts):
-        raise SessionConfigError(
-            f"PostgresStore table {table!r} is not a valid name: use letters, digits and underscores "
-            f"(at most {_MAX_IDENTIFIER}, not starting with a digit), optionally as schema.table"
-        )
-    return ".".join(f'"{part}"' for part in parts)
-
-
-def _index_name(table: str, suffix: str) -> str:
-    name = table.split(".")[-1]
-    if len(name) + len(suffix) + 1 <= _MAX_IDENTIFIER:
-        return f"{name}_{suffix}"
-    digest = hashlib.blake2b(table.encode(), digest_size=4).hexdigest()
-    return f"{name[:32]}_{digest}_{suffix}"
+# The store's own URL options; every other option goes to asyncpg with the DSN (sslmode, server settings).
+_OPTIONS = {
+    "table": Text(),
+    "create_table": Bool(),
+    "cleanup_interval": Float(),
+    "cleanup_batch": Int(minimum=1),
+    "command_timeout": Float(positive=True),
+    "connect_timeout": Float(positive=True),
+    "min_size": Int(),
+    "max_size": Int(minimum=1),
+    "statement_cache_size": Int(),
+}
 
 
 async def _keep_session_state(connection: Any) -> None:
@@ -75,11 +45,6 @@ async def _keep_session_state(connection: Any) -> None:
 
 # asyncpg resets a connection with one more query on every release unless told otherwise (0.30+).
 _POOL_RESET = {"reset": _keep_session_state} if "reset" in inspect.signature(asyncpg.create_pool).parameters else {}
-
-
-def _describe(exc: BaseException) -> str:
-    text = str(exc)
-    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
 
 
 class PostgresStore(SessionStore):
@@ -109,6 +74,17 @@ class PostgresStore(SessionStore):
     Raises:
         SessionConfigError: the table name or an option is invalid.
     """
+
+    # The server is down, unreachable, refusing connections or too slow: answered with 503.
+    unavailable_errors: ClassVar[tuple[type[BaseException], ...]] = (
+        asyncpg.exceptions.PostgresConnectionError,
+        asyncpg.exceptions.CannotConnectNowError,
+        asyncpg.exceptions.TooManyConnectionsError,
+        asyncpg.exceptions.AdminShutdownError,
+        asyncpg.exceptions.CrashShutdownError,
+        asyncpg.exceptions.InterfaceError,
+    )
+    failure_errors: ClassVar[tuple[type[BaseException], ...]] = (asyncpg.PostgresError,)
 
     def __init__(
         self,
@@ -146,43 +122,10 @@ class PostgresStore(SessionStore):
             "statement_cache_size": statement_cache_size,
             **_POOL_RESET,
         }
-        self._where = _server_name(dsn) if dsn is not None else "the given pool's server"
+        self._server = "the application's pool" if dsn is None else _server_name(dsn)
         self._ready = False
         self._setup_lock: asyncio.Lock | None = None
-
-        quoted = self._quoted = _quote_table(table)
-        live = "expires_at > now()"
-        expiry = "now() + make_interval(secs => $4)"
-        digest = hashlib.blake2b(f"fastapi_sessions:{table}".encode(), digest_size=8).digest()
-        self._lock_id = int.from_bytes(digest, "big", signed=True)
-        self._ddl = (
-            f"CREATE TABLE IF NOT EXISTS {quoted} (key text PRIMARY KEY, data jsonb NOT NULL, user_id text NULL, "
-            "version bigint NOT NULL, expires_at timestamptz NOT NULL);\n"
-            f'CREATE INDEX IF NOT EXISTS "{_index_name(table, "expires_at_idx")}" ON {quoted} (expires_at);\n'
-            f'CREATE INDEX IF NOT EXISTS "{_index_name(table, "user_id_idx")}" ON {quoted} (user_id) '
-            "WHERE user_id IS NOT NULL;"
-        )
-        self._sql_load = f"SELECT data, version, user_id FROM {quoted} WHERE key = $1 AND {live}"
-        self._sql_load_many = f"SELECT key, data, version, user_id FROM {quoted} WHERE key = ANY($1::text[]) AND {live}"
-        self._sql_create = (
-            f"INSERT INTO {quoted} (key, data, user_id, version, expires_at) VALUES ($1, $2::jsonb, $3, 1, {expiry}) "
-            "ON CONFLICT (key) DO UPDATE SET data = EXCLUDED.data, user_id = EXCLUDED.user_id, version = 1, "
-            "expires_at = EXCLUDED.expires_at"
-        )
-        update = (
-            f"UPDATE {quoted} SET data = (data - $2::text[]) || $3::jsonb, version = version + 1, "
-            f"expires_at = {expiry} WHERE key = $1 AND {live}"
-        )
-        self._sql_update = f"{update} RETURNING version"
-        self._sql_update_versioned = f"{update} AND version = $5 RETURNING version"
-        self._sql_exists = f"SELECT 1 FROM {quoted} WHERE key = $1 AND {live}"
-        self._sql_delete = f"DELETE FROM {quoted} WHERE key = $1 RETURNING {live}"
-        self._sql_delete_live = f"DELETE FROM {quoted} WHERE key = $1 AND {live} RETURNING 1"
-        self._sql_user_keys = f"SELECT key FROM {quoted} WHERE user_id = $1 AND {live}"
-        self._sql_cleanup = (
-            f"DELETE FROM {quoted} WHERE key IN "
-            f"(SELECT key FROM {quoted} WHERE expires_at < now() LIMIT $1 FOR UPDATE SKIP LOCKED)"
-        )
+        self._sql = Statements(table)
 
     @classmethod
     def from_url(cls, url: str) -> "PostgresStore":
@@ -192,29 +135,16 @@ class PostgresStore(SessionStore):
         ``command_timeout``, ``connect_timeout``, ``min_size``, ``max_size``, ``statement_cache_size``)
         are taken out of the query string; the rest of the DSN (``sslmode`` and so on) goes to asyncpg.
         """
-        parts = urlsplit(url)
-        if parts.scheme.lower() not in ("postgresql", "postgres"):
-            raise SessionConfigError(f"PostgresStore URL must start with postgresql://, got {parts.scheme!r}")
-        options: dict[str, Any] = {}
-        passed: list[tuple[str, str]] = []
-        for name, value in parse_qsl(parts.query, keep_blank_values=True):
-            try:
-                if name == "table":
-                    options[name] = value
-                elif name in _FLOAT_OPTIONS:
-                    options[name] = float(value)
-                elif name in _INT_OPTIONS:
-                    options[name] = int(value)
-                elif name in _BOOL_OPTIONS:
-                    options[name] = _parse_bool(value)
-                else:
-                    passed.append((name, value))
-            except ValueError:
-                raise SessionConfigError(
-                    f"SESSION_STORE_URL {_server_name(url)!r}: invalid value {value!r} for {name}"
-                ) from None
-        dsn = urlunsplit(parts._replace(query=urlencode(passed)))
-        return cls(dsn=dsn, **options)
+        config = StoreUrl(url, "PostgresStore")
+        config.hosts(5432)  # checks each host and port
+        options, passed = config.options(_OPTIONS, driver_takes=lambda name: True)
+        query = "?" + "&".join(passed) if passed else ""
+        with config.building():
+            return cls(dsn=f"{config.scheme}://{config.userinfo()}{config.hosts_text}{config.path}{query}", **options)
+
+    @property
+    def location(self) -> str:
+        return f"PostgreSQL {self._server} (table {self.table})"
 
     @property
     def pool(self) -> "Pool | None":
@@ -238,7 +168,7 @@ class PostgresStore(SessionStore):
         try:
             await self._ready_pool()
         except StoreUnavailableError as exc:
-            logger.warning("%s; sessions are unavailable until it answers", exc)
+            self.warn_unavailable_at_open(exc)
         self.start_cleanup(self.cleanup_interval)
 
     async def close(self) -> None:
@@ -249,8 +179,10 @@ class PostgresStore(SessionStore):
             pool, self._pool = self._pool, None
             try:
                 await asyncio.wait_for(pool.close(), timeout=self._pool_options["timeout"])
-            except _UNAVAILABLE:  # a server that is gone cannot say goodbye
-                pool.terminate()
+            except Exception as exc:
+                if unavailable(self, "close", exc) is None:
+                    raise
+                pool.terminate()  # a server that is gone cannot say goodbye
 
     async def _ready_pool(self) -> "Pool":
         """The pool, after creating it and the table on first use."""
@@ -260,7 +192,7 @@ class PostgresStore(SessionStore):
             self._setup_lock = asyncio.Lock()
         async with self._setup_lock:
             if not self._ready or self._pool is None:
-                with self._errors("connect and set up the sessions table"):
+                with self.translating("open"):
                     if self._pool is None:
                         self._pool = await asyncpg.create_pool(self._dsn, **self._pool_options)
                     if self.create_table:
@@ -274,13 +206,13 @@ class PostgresStore(SessionStore):
                 async with connection.transaction():
                     # Several workers start at once; CREATE ... IF NOT EXISTS alone can still collide
                     # on the catalog, so they take turns.
-                    await connection.execute("SELECT pg_advisory_xact_lock($1)", self._lock_id)
-                    await connection.execute(self._ddl)
+                    await connection.execute("SELECT pg_advisory_xact_lock($1)", self._sql.lock_id)
+                    await connection.execute(self._sql.ddl)
             except asyncpg.exceptions.InsufficientPrivilegeError as exc:
                 # PostgreSQL checks the right to create before noticing the table exists.
-                if await connection.fetchval("SELECT to_regclass($1)", self._quoted) is None:
+                if await connection.fetchval("SELECT to_regclass($1)", self._sql.quoted) is None:
                     raise StoreError(
-                        f"PostgresStore cannot create table {self.table} at {self._where}: {exc}; create it with "
+                        f"PostgresStore cannot create table {self.table} at {self._server}: {exc}; create it with "
                         "the statements of the PostgreSQL store's documentation, or grant CREATE on the schema"
                     ) from exc
                 logger.warning(
@@ -290,28 +222,12 @@ class PostgresStore(SessionStore):
                     exc,
                 )
 
-    @contextlib.contextmanager
-    def _errors(self, action: str) -> Iterator[None]:
-        try:
-            yield
-        except StoreError:
-            raise
-        except _UNAVAILABLE as exc:
-            raise StoreUnavailableError(
-                f"PostgresStore could not {action}: PostgreSQL at {self._where} is unreachable or too slow "
-                f"({_describe(exc)})"
-            ) from exc
-        except asyncpg.PostgresError as exc:
-            raise StoreError(
-                f"PostgresStore could not {action} in table {self.table} at {self._where}: {_describe(exc)}"
-            ) from exc
-
     # The store interface.
 
     async def load(self, key: str) -> StoredSession | None:
         pool = await self._ready_pool()
-        with self._errors("load a session"):
-            row = await pool.fetchrow(self._sql_load, key)
+        with self.translating("load"):
+            row = await pool.fetchrow(self._sql.load, key)
         if row is None:
             return None
         return StoredSession(loads(row[0]), row[1], user_of(row[2]))
@@ -320,15 +236,15 @@ class PostgresStore(SessionStore):
         if not keys:
             return []
         pool = await self._ready_pool()
-        with self._errors("load sessions"):
-            rows = await pool.fetch(self._sql_load_many, list(keys))
+        with self.translating("load_many"):
+            rows = await pool.fetch(self._sql.load_many, list(keys))
         found = {row[0]: StoredSession(loads(row[1]), row[2], user_of(row[3])) for row in rows}
         return [found.get(key) for key in keys]
 
     async def create(self, key: str, data: Mapping[str, Any], *, ttl: float, user_id: str | None) -> None:
         pool = await self._ready_pool()
-        with self._errors("store a session"):
-            await pool.execute(self._sql_create, key, dumps(data), stored_user(user_id), float(ttl))
+        with self.translating("create"):
+            await pool.execute(self._sql.create, key, dumps(data), stored_user(user_id), float(ttl))
 
     async def update(
         self,
@@ -341,23 +257,23 @@ class PostgresStore(SessionStore):
     ) -> UpdateResult:
         pool = await self._ready_pool()
         names = [escape_text(name) for name in removed]
-        with self._errors("update a session"):
+        with self.translating("update"):
             if expected_version is None:
-                version = await pool.fetchval(self._sql_update, key, names, dumps(changes), float(ttl))
+                version = await pool.fetchval(self._sql.update, key, names, dumps(changes), float(ttl))
             else:
                 version = await pool.fetchval(
-                    self._sql_update_versioned, key, names, dumps(changes), float(ttl), expected_version
+                    self._sql.update_versioned, key, names, dumps(changes), float(ttl), expected_version
                 )
             if version is not None:
                 return UpdateResult.UPDATED
-            if expected_version is not None and await pool.fetchval(self._sql_exists, key) is not None:
+            if expected_version is not None and await pool.fetchval(self._sql.exists, key) is not None:
                 return UpdateResult.CONFLICT
         return UpdateResult.MISSING
 
     async def delete(self, key: str, *, user_id: str | None = None) -> bool:
         pool = await self._ready_pool()
-        with self._errors("delete a session"):
-            live = await pool.fetchval(self._sql_delete, key)
+        with self.translating("delete"):
+            live = await pool.fetchval(self._sql.delete, key)
         return bool(live)
 
     async def replace(
@@ -372,17 +288,17 @@ class PostgresStore(SessionStore):
     ) -> bool:
         pool = await self._ready_pool()
         payload = dumps(data)
-        with self._errors("regenerate a session"):
+        with self.translating("replace"):
             async with pool.acquire() as connection, connection.transaction():
-                if await connection.fetchval(self._sql_delete_live, old_key) is None:
+                if await connection.fetchval(self._sql.delete_live, old_key) is None:
                     return False
-                await connection.execute(self._sql_create, new_key, payload, stored_user(user_id), float(ttl))
+                await connection.execute(self._sql.create, new_key, payload, stored_user(user_id), float(ttl))
         return True
 
     async def user_keys(self, user_id: str) -> list[str]:
         pool = await self._ready_pool()
-        with self._errors("list a user's sessions"):
-            rows = await pool.fetch(self._sql_user_keys, escape_text(user_id))
+        with self.translating("user_keys"):
+            rows = await pool.fetch(self._sql.user_keys, escape_text(user_id))
         return [row[0] for row in rows]
 
     async def cleanup(self) -> int:
@@ -393,25 +309,16 @@ class PostgresStore(SessionStore):
         """
         pool = await self._ready_pool()
         total = 0
-        with self._errors("delete expired sessions"):
+        with self.translating("cleanup"):
             while True:
-                status = await pool.execute(self._sql_cleanup, self.cleanup_batch)
+                status = await pool.execute(self._sql.cleanup, self.cleanup_batch)
                 deleted = int(status.split()[-1])
                 total += deleted
                 if deleted < self.cleanup_batch:
                     return total
 
 
-def _parse_bool(value: str) -> bool:
-    lowered = value.lower()
-    if lowered in ("1", "true", "yes", "on"):
-        return True
-    if lowered in ("0", "false", "no", "off"):
-        return False
-    raise ValueError(value)
-
-
 def _server_name(dsn: str) -> str:
     """Host, port and database of a DSN, without the user or password, for messages."""
-    parts = urlsplit(dsn)
-    return f"{parts.netloc.rpartition('@')[2]}{parts.path}" or "localhost"
+    config = StoreUrl(dsn, "PostgresStore")
+    return f"{config.hosts_text}{config.path}" or "localhost"

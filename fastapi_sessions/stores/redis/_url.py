@@ -1,9 +1,8 @@
 """Store URLs for `RedisStore`: parsed, checked, and turned into the client they name."""
 
-import math
 import ssl
 from typing import Any
-from urllib.parse import parse_qsl, unquote, urlsplit
+from urllib.parse import unquote
 
 from redis.asyncio import Redis
 from redis.asyncio.cluster import ClusterNode, RedisCluster
@@ -13,56 +12,47 @@ from redis.backoff import ExponentialWithJitterBackoff
 from redis.exceptions import ConnectionError as RedisConnectionError
 
 from fastapi_sessions.exceptions import SessionConfigError
-from fastapi_sessions.stores.resp import RespClient
+from fastapi_sessions.stores._url import Bool, Choice, Float, Int, StoreUrl, Text
+from fastapi_sessions.stores.redis._resp import RespClient
 
-__all__ = ["RedisUrl", "redact"]
+__all__ = ["RedisUrl"]
 
-_SCHEMES = {
-    "redis": ("", False),
-    "rediss": ("", True),
-    "redis+sentinel": ("sentinel", False),
-    "rediss+sentinel": ("sentinel", True),
-    "redis+cluster": ("cluster", False),
-    "rediss+cluster": ("cluster", True),
-}
-_FLOAT_OPTIONS = ("socket_timeout", "socket_connect_timeout")
-_TEXT_OPTIONS = ("prefix", "sentinel_password", "ssl_ca_certs", "ssl_certfile", "ssl_keyfile")
-_OPTIONS = (
-    *_FLOAT_OPTIONS,
-    *_TEXT_OPTIONS,
-    "max_connections",
-    "db",
-    "ssl_cert_reqs",
-    "ssl_check_hostname",
-    "driver",
-)
 _DRIVERS = ("builtin", "redis-py")
-_CERT_REQS = ("required", "optional", "none")
+_OPTIONS = {
+    "prefix": Text(),
+    "socket_timeout": Float(positive=True),
+    "socket_connect_timeout": Float(positive=True),
+    "max_connections": Int(minimum=1),
+    "db": Int(),
+    "sentinel_password": Text(),
+    "ssl_cert_reqs": Choice(("required", "optional", "none")),
+    "ssl_ca_certs": Text(),
+    "ssl_certfile": Text(),
+    "ssl_keyfile": Text(),
+    "ssl_check_hostname": Bool(),
+    "driver": Choice(_DRIVERS),
+}
 
 
 class RedisUrl:
-    """A store URL taken apart and checked; builds the client it names."""
+    """A store URL taken apart and checked; builds the client it names.
+
+    The scheme says the kind: ``redis://`` one server, ``redis+sentinel://`` a Sentinel-managed
+    master, ``redis+cluster://`` a Cluster; ``rediss`` instead of ``redis`` for TLS.
+    """
 
     def __init__(self, url: str) -> None:
-        self.url = url
-        self.safe_url = redact(url)
-        try:
-            parts = urlsplit(url)
-        except ValueError as exc:
-            raise self.error(str(exc)) from None
-        scheme = parts.scheme.lower()
-        if scheme not in _SCHEMES:
-            raise self.error(f"unknown scheme {scheme!r}; use one of " + ", ".join(f"{name}://" for name in _SCHEMES))
-        self.kind, self.tls = _SCHEMES[scheme]
-        userinfo, _, hosts = parts.netloc.rpartition("@")
-        username, has_password, password = userinfo.partition(":")
-        self.username = unquote(username) or None
-        self.password = unquote(password) if has_password else None
-        default_port = 26379 if self.kind == "sentinel" else 6379
-        self.hosts = [self._host_port(item, default_port) for item in (hosts or "localhost").split(",")]
+        config = self._config = StoreUrl(url, "RedisStore")
+        self.kind = config.scheme.partition("+")[2]
+        self.tls = config.scheme.startswith("rediss")
+        self.username = config.username
+        self.password = config.password
+        self.hosts = config.hosts(26379 if self.kind == "sentinel" else 6379)
         self.hosts_text = ",".join(f"{host}:{port}" for host, port in self.hosts)
-        self.options: dict[str, Any] = self._options(parts.query)
-        path = unquote(parts.path).strip("/")
+        self.options: dict[str, Any] = config.options(_OPTIONS)[0]
+        if "driver" in self.options and self.kind:
+            raise self.error(f"driver must be one of {', '.join(_DRIVERS)}, and only on redis:// and rediss:// URLs")
+        path = unquote(config.path).strip("/")
         self.service_name = ""
         query_db = {"db": self.options["db"]} if "db" in self.options else {}
         self.db = self.options.pop("db", 0)
@@ -82,60 +72,7 @@ class RedisUrl:
                 self.db = int(path)
 
     def error(self, problem: str) -> SessionConfigError:
-        return SessionConfigError(f"SESSION_STORE_URL {self.safe_url!r}: {problem}")
-
-    def _host_port(self, item: str, default_port: int) -> tuple[str, int]:
-        host, port = item, ""
-        if item.startswith("["):  # [IPv6]:port
-            host, _, rest = item[1:].partition("]")
-            port = rest.removeprefix(":")
-        elif ":" in item:
-            host, _, port = item.rpartition(":")
-        if not host:
-            raise self.error(f"missing host in {item!r}")
-        if not port:
-            return unquote(host), default_port
-        if not port.isdigit() or not 0 < int(port) < 65536:
-            raise self.error(f"bad port {port!r}")
-        return unquote(host), int(port)
-
-    def _options(self, query: str) -> dict[str, Any]:
-        options: dict[str, Any] = {}
-        for name, value in parse_qsl(query, keep_blank_values=True):
-            if name not in _OPTIONS:
-                raise self.error(f"unknown option {name!r}; the options are " + ", ".join(sorted(_OPTIONS)))
-            if name in _TEXT_OPTIONS:
-                options[name] = value
-            elif name in _FLOAT_OPTIONS:
-                options[name] = self._number(name, value, float, minimum=0.0)
-            elif name == "max_connections":
-                options[name] = self._number(name, value, int, minimum=1)
-            elif name == "db":
-                options[name] = self._number(name, value, int, minimum=0)
-            elif name == "driver":
-                if value not in _DRIVERS or self.kind:
-                    raise self.error(
-                        f"driver must be one of {', '.join(_DRIVERS)}, and only on redis:// and rediss:// URLs"
-                    )
-                options[name] = value
-            elif name == "ssl_cert_reqs":
-                if value not in _CERT_REQS:
-                    raise self.error(f"ssl_cert_reqs must be one of {', '.join(_CERT_REQS)}, got {value!r}")
-                options[name] = value
-            else:  # ssl_check_hostname
-                if value.lower() not in ("true", "false", "1", "0", "yes", "no"):
-                    raise self.error(f"ssl_check_hostname must be true or false, got {value!r}")
-                options[name] = value.lower() in ("true", "1", "yes")
-        return options
-
-    def _number(self, name: str, value: str, kind: type[int] | type[float], *, minimum: float) -> Any:
-        try:
-            number = kind(value)
-        except ValueError:
-            raise self.error(f"{name} must be a number, got {value!r}") from None
-        if not math.isfinite(number) or number < minimum or (kind is float and number == 0):
-            raise self.error(f"{name} must be positive, got {value!r}")
-        return number
+        return self._config.error(problem)
 
     def _connection_kwargs(self) -> dict[str, Any]:
         options = self.options
@@ -212,13 +149,3 @@ class RedisUrl:
             ssl=self.tls,
             **kwargs,
         )
-
-
-def redact(url: str) -> str:
-    """The URL with its password masked, for messages."""
-    scheme, sep, rest = url.partition("://")
-    end = min((index for index in map(rest.find, "/?#") if index >= 0), default=len(rest))
-    userinfo, at, hosts = rest[:end].rpartition("@")
-    if not at or ":" not in userinfo:
-        return url
-    return f"{scheme}{sep}{userinfo.partition(':')[0]}:***@{hosts}{rest[end:]}"

@@ -15,55 +15,32 @@ import json
 import logging
 import math
 from collections.abc import Awaitable, Collection, Mapping, Sequence
-from typing import Any
+from typing import Any, ClassVar
 
 from pydantic_core import from_json
+from redis.asyncio.sentinel import MasterNotFoundError, Sentinel
+from redis.exceptions import (
+    ClusterDownError,
+    OutOfMemoryError,
+    ReadOnlyError,
+    RedisClusterException,
+    RedisError,
+    TryAgainError,
+)
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from fastapi_sessions.exceptions import SessionConfigError, StoreUnavailableError
-from fastapi_sessions.stores import missing_driver
 from fastapi_sessions.stores.base import SessionStore, StoredSession, UpdateResult
+from fastapi_sessions.stores.redis._protocol import RedisCommands, describe_client, is_async_client, is_cluster
+from fastapi_sessions.stores.redis._scripts import CREATE, DELETE, INDEX_ADD, REPLACE, SCRIPTS, UPDATE
+from fastapi_sessions.stores.redis._url import RedisUrl
 
-try:
-    from redis.asyncio import Redis
-    from redis.asyncio.cluster import RedisCluster
-    from redis.asyncio.sentinel import MasterNotFoundError, Sentinel
-    from redis.exceptions import (
-        ClusterDownError,
-        OutOfMemoryError,
-        ReadOnlyError,
-        RedisClusterException,
-        RedisError,
-        TryAgainError,
-    )
-    from redis.exceptions import ConnectionError as RedisConnectionError
-    from redis.exceptions import TimeoutError as RedisTimeoutError
-
-    from fastapi_sessions.stores.redis_scripts import CREATE, DELETE, INDEX_ADD, REPLACE, SCRIPTS, UPDATE, Client
-    from fastapi_sessions.stores.redis_url import RedisUrl
-    from fastapi_sessions.stores.resp import RespClient
-except ImportError as exc:
-    raise missing_driver("redis", "redis") from exc
-
-
-__all__ = ["RedisStore"]
+__all__ = ["DEFAULT_PREFIX", "RedisStore"]
 
 logger = logging.getLogger("fastapi_sessions")
 
 DEFAULT_PREFIX = "fastapi_sessions:"
-
-# Redis answers these when it is down, starting, failing over, read-only or full: the request gets a 503.
-_UNAVAILABLE: tuple[type[Exception], ...] = (
-    RedisConnectionError,  # also BusyLoadingError, MasterNotFoundError, MaxConnectionsError
-    RedisTimeoutError,
-    ClusterDownError,
-    TryAgainError,
-    ReadOnlyError,
-    OutOfMemoryError,
-    RedisClusterException,
-    OSError,
-)
-
-_UNAVAILABLE_OR_REFUSED: tuple[type[Exception], ...] = (*_UNAVAILABLE, RedisError)
 
 _json_encode = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False).encode
 _json_decode = from_json  # pydantic-core's parser: faster than json.loads on the bytes hiredis returns
@@ -80,24 +57,52 @@ class RedisStore(SessionStore):
 
     Args:
         client: A ``redis.asyncio.Redis`` (also one from ``Sentinel.master_for``), a
-            ``redis.asyncio.cluster.RedisCluster``, or the store's own pipelining `RespClient`.
+            ``redis.asyncio.cluster.RedisCluster``, the store's own pipelining `RespClient`, or any
+            client offering the `RedisCommands` the store sends.
         prefix: Begins every key the store writes. Give each application its own.
         owns_client: Whether `close` closes ``client``. Leave ``False`` for a client the application
             shares and closes itself.
+        cluster: Whether ``client`` talks to a Redis Cluster; by default, whether it has redis-py's
+            ``nodes_manager``, as ``RedisCluster`` does.
+
+    Raises:
+        SessionConfigError: ``client`` is not an asynchronous Redis client.
     """
 
-    def __init__(self, client: Client, *, prefix: str = DEFAULT_PREFIX, owns_client: bool = False) -> None:
-        if not isinstance(client, Redis | RedisCluster | RespClient):
+    # Redis answers these when it is down, starting, failing over, read-only or full: the request gets a 503.
+    unavailable_errors: ClassVar[tuple[type[BaseException], ...]] = (
+        RedisConnectionError,  # also BusyLoadingError, MasterNotFoundError, MaxConnectionsError
+        RedisTimeoutError,
+        ClusterDownError,
+        TryAgainError,
+        ReadOnlyError,
+        OutOfMemoryError,
+        RedisClusterException,
+    )
+
+    def __init__(
+        self,
+        client: RedisCommands,
+        *,
+        prefix: str = DEFAULT_PREFIX,
+        owns_client: bool = False,
+        cluster: bool | None = None,
+    ) -> None:
+        if not is_async_client(client):
             raise SessionConfigError(
-                f"RedisStore needs a redis.asyncio.Redis, redis.asyncio.cluster.RedisCluster or "
-                f"fastapi_sessions.stores.resp.RespClient client, got {type(client).__name__}"
+                f"RedisStore needs an asynchronous client: a redis.asyncio.Redis, redis.asyncio.cluster.RedisCluster "
+                f"or fastapi_sessions.stores.redis.RespClient, got {type(client).__name__}"
             )
         self.client = client
         self.prefix = prefix
         self.owns_client = owns_client
-        self.cluster = isinstance(client, RedisCluster)
-        self.location = _describe(client)
+        self.cluster = is_cluster(client) if cluster is None else cluster
+        self._location = describe_client(client)
         self._sentinel: Sentinel | None = None
+
+    @property
+    def location(self) -> str:
+        return self._location
 
     # Building from a URL.
 
@@ -122,13 +127,12 @@ class RedisStore(SessionStore):
         config = RedisUrl(url)
         prefix = config.options.pop("prefix", DEFAULT_PREFIX)
         if config.kind == "cluster":
-            client: Redis | RedisCluster = config.cluster_client()
-            return cls(client, prefix=prefix, owns_client=True)
+            return cls(config.cluster_client(), prefix=prefix, owns_client=True, cluster=True)
         if config.kind == "sentinel":
             sentinel, client = config.sentinel_client()
             store = cls(client, prefix=prefix, owns_client=True)
             store._sentinel = sentinel
-            store.location = f"Redis Sentinel {config.hosts_text} service {config.service_name!r}"
+            store._location = f"Redis Sentinel {config.hosts_text} service {config.service_name!r}"
             return store
         if config.options.pop("driver", "builtin") == "redis-py":
             return cls(config.redis_client(), prefix=prefix, owns_client=True)
@@ -153,16 +157,16 @@ class RedisStore(SessionStore):
         The app starts anyway and answers 503 to requests that need a session until Redis is back.
         """
         try:
-            if isinstance(self.client, RedisCluster):
-                await self.client.initialize()
-            for script in SCRIPTS:
-                await self.client.script_load(script.text)
-        except _UNAVAILABLE_OR_REFUSED as exc:
-            logger.warning(
-                "RedisStore: %s failed at startup (%s); requests that need a session get 503 until it answers",
-                self.location,
-                _reason(exc),
-            )
+            with self.translating("open"):
+                initialize = getattr(self.client, "initialize", None)  # a Cluster client learns its nodes
+                if self.cluster and initialize is not None:
+                    await initialize()
+                for script in SCRIPTS:
+                    await self.client.script_load(script.text)
+        except StoreUnavailableError as exc:
+            self.warn_unavailable_at_open(exc)
+        except RedisError as exc:  # refused (no permission for SCRIPT LOAD...): the scripts load on first use
+            logger.warning("RedisStore: open at %s: %s", self.location, self.describe_error(exc))
 
     async def close(self) -> None:
         if not self.owns_client:
@@ -172,33 +176,35 @@ class RedisStore(SessionStore):
             for sentinel in self._sentinel.sentinels:
                 await sentinel.aclose()
 
-    def _unavailable(self, action: str, exc: Exception) -> StoreUnavailableError:
-        return StoreUnavailableError(f"RedisStore: {action} at {self.location} failed: {_reason(exc)}")
+    def describe_error(self, exc: BaseException) -> str:
+        if isinstance(exc, OutOfMemoryError):
+            return "Redis is out of memory (maxmemory reached with the noeviction policy)"
+        if isinstance(exc, MasterNotFoundError):
+            # Its message goes on with the repr of every Sentinel client; the first clause says it all.
+            first = str(exc).partition(" : ")[0]
+            return f"MasterNotFoundError: {first} (no Sentinel answered, or none knows a master)"
+        return super().describe_error(exc)
 
     # Operations.
 
     async def load(self, key: str) -> StoredSession | None:
-        try:
+        with self.translating("load"):
             raw = await self.client.hgetall(self.session_key(key))
-        except _UNAVAILABLE as exc:
-            raise self._unavailable("load", exc) from exc
         return _decode(raw)
 
     async def load_many(self, keys: Sequence[str]) -> list[StoredSession | None]:
         if not keys:
             return []
-        try:
+        with self.translating("load_many"):
             pipe = self.client.pipeline(transaction=False)
             for key in keys:
                 pipe.hgetall(self.session_key(key))
             results = await pipe.execute()
-        except _UNAVAILABLE as exc:
-            raise self._unavailable("load_many", exc) from exc
         return [_decode(raw) for raw in results]
 
     async def create(self, key: str, data: Mapping[str, Any], *, ttl: float, user_id: str | None) -> None:
         args = [_ttl_ms(ttl), user_id or "", "0" if user_id is None else "1", key, *_encode(data)]
-        try:
+        with self.translating("create"):
             if user_id is None:
                 await CREATE(self.client, [self.session_key(key)], args)
             elif self.cluster:
@@ -209,8 +215,6 @@ class RedisStore(SessionStore):
                 )
             else:
                 await CREATE(self.client, [self.session_key(key), self.user_index_key(user_id)], args)
-        except _UNAVAILABLE as exc:
-            raise self._unavailable("create", exc) from exc
 
     async def update(
         self,
@@ -228,14 +232,12 @@ class RedisStore(SessionStore):
             *(_field_name(name) for name in removed),
             *_encode(changes),
         ]
-        try:
+        with self.translating("update"):
             result = await UPDATE(self.client, [self.session_key(key)], args)
             if isinstance(result, list):
                 result, user_id = result
                 user_id = user_id.decode() if isinstance(user_id, bytes) else user_id
                 await INDEX_ADD(self.client, [self.user_index_key(user_id)], [_ttl_ms(2 * ttl), key])
-        except _UNAVAILABLE as exc:
-            raise self._unavailable("update", exc) from exc
         if result == -1:
             return UpdateResult.MISSING
         if result == -2:
@@ -243,7 +245,7 @@ class RedisStore(SessionStore):
         return UpdateResult.UPDATED
 
     async def delete(self, key: str, *, user_id: str | None = None) -> bool:
-        try:
+        with self.translating("delete"):
             if user_id is None:
                 return bool(await self.client.delete(self.session_key(key)))
             if self.cluster:
@@ -253,8 +255,6 @@ class RedisStore(SessionStore):
                 )
                 return bool(deleted)
             return bool(await DELETE(self.client, [self.session_key(key), self.user_index_key(user_id)], [key]))
-        except _UNAVAILABLE as exc:
-            raise self._unavailable("delete", exc) from exc
 
     async def replace(
         self,
@@ -283,26 +283,13 @@ class RedisStore(SessionStore):
             old_key,
             *_encode(data),
         ]
-        try:
+        with self.translating("replace"):
             return bool(await REPLACE(self.client, keys, args))
-        except _UNAVAILABLE as exc:
-            raise self._unavailable("replace", exc) from exc
 
     async def user_keys(self, user_id: str) -> list[str]:
-        try:
+        with self.translating("user_keys"):
             members = await self.client.smembers(self.user_index_key(user_id))
-        except _UNAVAILABLE as exc:
-            raise self._unavailable("user_keys", exc) from exc
         return [member.decode() if isinstance(member, bytes) else member for member in members]
-
-
-def _reason(exc: Exception) -> str:
-    if isinstance(exc, OutOfMemoryError):
-        return "Redis is out of memory (maxmemory reached with the noeviction policy)"
-    if isinstance(exc, MasterNotFoundError):
-        # Its message goes on with the repr of every Sentinel client; the first clause says it all.
-        return f"MasterNotFoundError: {str(exc).partition(' : ')[0]} (no Sentinel answered, or none knows a master)"
-    return f"{type(exc).__name__}: {exc}"
 
 
 async def _together(first: Awaitable[Any], second: Awaitable[Any]) -> Any:
@@ -358,19 +345,3 @@ def _decode(raw: Mapping[Any, Any]) -> StoredSession | None:
         return StoredSession({}, version, user_id)
     joined = b"[" + b",".join(values) + b"]" if isinstance(values[0], bytes) else "[" + ",".join(values) + "]"
     return StoredSession(dict(zip(names, _json_decode(joined), strict=True)), version, user_id)
-
-
-def _describe(client: Client) -> str:
-    if isinstance(client, RespClient):
-        return f"Redis {client.where}"
-    if isinstance(client, RedisCluster):
-        nodes = ",".join(node.name for node in client.nodes_manager.startup_nodes.values())
-        return f"Redis Cluster {nodes}"
-    pool = client.connection_pool
-    service = getattr(pool, "service_name", None)
-    if service is not None:
-        return f"Redis Sentinel service {service!r}"
-    kwargs = pool.connection_kwargs
-    if "path" in kwargs:
-        return f"Redis unix:{kwargs['path']}"
-    return f"Redis {kwargs.get('host', 'localhost')}:{kwargs.get('port', 6379)}/{kwargs.get('db', 0)}"
