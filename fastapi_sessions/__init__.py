@@ -2,6 +2,7 @@
 
 from fastapi_sessions.__version__ import __version__ as __version__
 from fastapi_sessions._registry import SessionInfo as SessionInfo
+from fastapi_sessions.exceptions import CorruptRecordError as CorruptRecordError
 from fastapi_sessions.exceptions import SessionConfigError as SessionConfigError
 from fastapi_sessions.exceptions import SessionConflictError as SessionConflictError
 from fastapi_sessions.exceptions import SessionDataTooLargeError as SessionDataTooLargeError
@@ -26,6 +27,7 @@ from fastapi_sessions.stores import store_from_url as store_from_url
 
 __all__ = [
     "AuthSession",
+    "CorruptRecordError",
     "CsrfGuard",
     "FlashMessage",
     "MemoryStore",

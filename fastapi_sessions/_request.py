@@ -13,7 +13,7 @@ from fastapi_sessions._commit import Action, CommitFacts, CommitPlan, plan_commi
 from fastapi_sessions._core import SessionCore
 from fastapi_sessions._encryption import DecryptionError
 from fastapi_sessions._metadata import AGENT, CREATED, CSRF, FLASH, IP, SEEN, is_metadata
-from fastapi_sessions.exceptions import SessionConflictError
+from fastapi_sessions.exceptions import CorruptRecordError, SessionConflictError
 from fastapi_sessions.model import FlashMessage, SessionModel
 from fastapi_sessions.signing import new_session_id, store_key
 from fastapi_sessions.stores.base import UpdateResult
@@ -146,7 +146,11 @@ class RequestSession:
             logger.info("session rejected: cookie is malformed or its signature does not verify")
             return None
         session_id, key = unsigned.session_id, unsigned.key
-        stored = await core.gateway.load(key)
+        try:
+            stored = await core.gateway.load(key)
+        except CorruptRecordError as exc:
+            logger.warning("session rejected: %s: %s", core.signer.log_id(session_id), str(exc))
+            return None
         if stored is None:
             logger.info("session rejected: %s is unknown or expired in the store", core.signer.log_id(session_id))
             return None

@@ -10,7 +10,8 @@ The tree::
     ├── SessionConflictError      strict updates: another request changed the session first (HTTP 409)
     ├── SessionLimitError         the user has max_sessions_per_user sessions and the policy is refuse (HTTP 409)
     └── StoreError                a store could not do what was asked
-        └── StoreUnavailableError the store is unreachable or timed out (HTTP 503)
+        ├── StoreUnavailableError the store is unreachable or timed out (HTTP 503)
+        └── CorruptRecordError    a stored record cannot be decoded (the request gets a new session)
 
 A bad, tampered, expired or unknown cookie is never an exception: it is a fresh anonymous session
 and a log line on the ``fastapi_sessions`` logger.
@@ -58,4 +59,13 @@ class StoreUnavailableError(StoreError):
 
     The request that needed the session is answered with 503 and a ``Retry-After`` header; the
     client's cookie is left as it was, so the session works again once the store is back.
+    """
+
+
+class CorruptRecordError(StoreError):
+    """A stored record cannot be decoded: not JSON, a field of the wrong type, an unknown format version.
+
+    Raised by `SessionStore.load`; `SessionStore.load_many` gives ``None`` for such a record. The
+    request whose cookie names it gets a fresh anonymous session and a log line, never a 500, and
+    the user's session list skips it.
     """

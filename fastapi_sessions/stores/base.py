@@ -9,7 +9,7 @@ from collections.abc import Collection, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar, Self
 
-from fastapi_sessions.exceptions import SessionConfigError, StoreError, StoreUnavailableError
+from fastapi_sessions.exceptions import CorruptRecordError, SessionConfigError, StoreError, StoreUnavailableError
 
 __all__ = ["SessionStore", "StoredSession", "UpdateResult", "unavailable"]
 
@@ -164,8 +164,15 @@ class SessionStore(abc.ABC):
         return True
 
     async def load_many(self, keys: Sequence[str]) -> list[StoredSession | None]:
-        """Load several sessions; the result is in the order of ``keys``."""
-        return list(await asyncio.gather(*(self.load(key) for key in keys)))
+        """Load several sessions; the result is in the order of ``keys``, ``None`` where a record cannot be decoded."""
+        return list(await asyncio.gather(*(self._load_or_none(key) for key in keys)))
+
+    async def _load_or_none(self, key: str) -> StoredSession | None:
+        try:
+            return await self.load(key)
+        except CorruptRecordError as exc:
+            logger.warning("%s", exc)
+            return None
 
     async def cleanup(self) -> int:
         """Delete expired records now, returning how many. Stores whose server expires records itself return 0."""
@@ -218,6 +225,7 @@ class SessionStore(abc.ABC):
 
         Raises:
             StoreUnavailableError: the store could not be reached in time.
+            CorruptRecordError: the record under ``key`` cannot be decoded.
         """
 
     @abc.abstractmethod
