@@ -88,19 +88,19 @@ class SessionPolicy:
                 "keep large data elsewhere and store its ID in the session, or raise the limit"
             )
 
-    def encode(self, data: dict[str, Any]) -> dict[str, Any]:
-        """The record as the store keeps it (encrypted field by field with ``encryption_keys``)."""
-        return self._cipher.encrypt_fields(data) if self._cipher else data
+    def encode(self, data: dict[str, Any], key: str) -> dict[str, Any]:
+        """The record ``key`` as the store keeps it (with ``encryption_keys``, each field encrypted for it)."""
+        return self._cipher.encrypt_fields(data, key) if self._cipher else data
 
-    def decode(self, data: dict[str, Any]) -> tuple[dict[str, Any], SessionModel]:
-        """A live record as the store returned it: decrypted, and validated into the session model.
+    def decode(self, data: dict[str, Any], key: str) -> tuple[dict[str, Any], SessionModel]:
+        """The live record ``key`` as the store returned it: decrypted, and validated into the session model.
 
         Raises:
-            DecryptionError: a field does not decrypt with any key.
+            DecryptionError: a field does not decrypt with any key, for this session and field.
             ValidationError: the data no longer fits the model (it changed since the record was written).
         """
         if self._cipher:
-            data = self._cipher.decrypt_fields(data)
+            data = self._cipher.decrypt_fields(data, key)
         return data, self.model_cls.model_validate(data)
 
 

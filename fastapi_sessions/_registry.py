@@ -76,7 +76,7 @@ class UserSessions:
             if record is None or record.user_id != user_id or self.policy.expiry_reason(record.data):
                 continue
             try:
-                data, _ = self.policy.decode(record.data)
+                data, _ = self.policy.decode(record.data, key)
             except (DecryptionError, ValidationError):
                 # Encrypted with a retired key, or written for an older model: no request can load it,
                 # so it is no session of the user's, counts toward no limit, and goes.

@@ -160,7 +160,7 @@ class RequestSession:
             logger.info("session expired: %s (%s timeout)", core.signer.log_id(session_id), expired)
             return None
         try:
-            data, model = core.policy.decode(data)
+            data, model = core.policy.decode(data, key)
         except DecryptionError as exc:
             logger.warning("session rejected: %s: %s", core.signer.log_id(session_id), str(exc))
             return None
@@ -310,7 +310,7 @@ class RequestSession:
         expected = self.version if core.settings.strict_updates else None
         result = await core.gateway.update(
             self.key,
-            policy.encode(update),
+            policy.encode(update, self.key),
             removed=removed,
             ttl=policy.ttl(self.meta.get(CREATED, now), now),
             expected_version=expected,
@@ -346,7 +346,7 @@ class RequestSession:
         session_id = new_session_id()
         key = store_key(session_id)
         ttl = policy.ttl(created, now)
-        encoded = policy.encode(data)
+        encoded = policy.encode(data, key)
         if self.key is None:
             await core.gateway.create(key, encoded, ttl=ttl, user_id=user_id)
             logger.info("session created: %s", core.signer.log_id(session_id))

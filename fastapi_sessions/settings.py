@@ -108,8 +108,9 @@ class SessionSettings(BaseSettings):
         max_data_bytes: ``SESSION_MAX_DATA_BYTES``. Largest session (as JSON) the manager stores.
         csrf_trusted_origins: ``SESSION_CSRF_TRUSTED_ORIGINS``. Extra origins (comma-separated)
             allowed by `SessionManager.require_csrf` besides the request's own.
-        encryption_keys: ``SESSION_ENCRYPTION_KEYS``. Fernet keys (comma-separated, newest first)
-            that encrypt session data at rest. Needs the ``encryption`` extra. Empty: no encryption.
+        encryption_keys: ``SESSION_ENCRYPTION_KEYS``. Keys in the Fernet key format (comma-separated,
+            newest first) that encrypt session data at rest with AES-256-GCM. Needs the ``encryption``
+            extra. Empty: no encryption.
     """
 
     model_config = SettingsConfigDict(
