@@ -12,77 +12,34 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import partial
-from typing import Annotated, Any
+from typing import Any
 
 import pytest
-from fastapi import Depends, FastAPI, WebSocket
 from starlette.types import Message
 from starlette.websockets import WebSocketDisconnect
 
-from fastapi_sessions import AuthSession, MemoryStore, SessionManager, StoredSession, StoreUnavailableError
+from fastapi_sessions import MemoryStore, StoredSession, StoreUnavailableError
 from fastapi_sessions.signing import CookieSigner, new_session_id
-from tests.http_harness import Browser, Harness, parsed_cookies, run, serve
-from tests.support import OTHER_SECRET, Backend, CountingStore, make_manager
+from tests.support import (
+    OTHER_SECRET,
+    Backend,
+    Browser,
+    CountingStore,
+    Harness,
+    UserSession,
+    build_app,
+    make_manager,
+    parsed_cookies,
+    run,
+    serve,
+)
 
 # A request that only reads a session, whatever its cookie, should take a store round trip at most.
 TIME_LIMIT = 1.0
 COOKIE = "__Host-session"
 
 
-class UserSession(AuthSession):
-    theme: str = "light"
-
-
-ANONYMOUS = {"user_id": None, "theme": "light"}
-
-
-def build_app(sessions: SessionManager[UserSession]) -> FastAPI:
-    app = FastAPI()
-    sessions.install(app)
-    Session = Annotated[UserSession, Depends(sessions)]
-
-    @app.get("/read")
-    async def read(session: Session) -> dict[str, Any]:
-        return {"user_id": session.user_id, "theme": session.theme}
-
-    @app.get("/me")
-    async def me(session: Annotated[UserSession, Depends(sessions.require_auth)]) -> dict[str, Any]:
-        return {"user_id": session.user_id, "theme": session.theme}
-
-    @app.post("/login")
-    async def login(session: Session, uid: str) -> dict[str, str]:
-        session.login(uid)
-        return {"user_id": uid}
-
-    @app.post("/write")
-    async def write(session: Session, theme: str) -> dict[str, str]:
-        session.theme = theme
-        return {"theme": theme}
-
-    @app.post("/logout")
-    async def logout(session: Session) -> dict[str, bool]:
-        session.logout()
-        return {"ok": True}
-
-    @app.get("/pages/{name}")
-    async def page(session: Session, name: str) -> dict[str, Any]:
-        return {"name": name, "theme": session.theme}
-
-    @app.websocket("/ws")
-    async def updates(websocket: WebSocket, session: Annotated[UserSession, Depends(sessions.require_auth)]) -> None:
-        await websocket.accept()
-        await websocket.send_json({"user_id": session.user_id})
-        await websocket.close()
-
-    @app.get("/csrf")
-    async def csrf(session: Session) -> dict[str, str]:
-        return {"token": session.csrf_token}
-
-    @app.post("/transfer")
-    async def transfer(session: Annotated[UserSession, Depends(sessions.require_csrf)]) -> dict[str, bool]:
-        return {"ok": True}
-
-    return app
+ANONYMOUS: dict[str, Any] = {"user_id": None, "roles": [], "theme": "light", "pending": []}
 
 
 @dataclass
@@ -96,13 +53,13 @@ class Attacked(Harness[UserSession]):
 
 @pytest.fixture
 def h(backend: Backend) -> Iterator[Attacked]:
-    with serve(backend, UserSession, build_app) as served:
+    with serve(backend, UserSession) as served:
         victim = served.browser("victim/1.0")
         victim.post("/login", params={"uid": "victim"})
         victim.post("/write", params={"theme": "dark"})
         served.store.calls.clear()
         yield Attacked(served.sessions, served.store, served.clock, served.client, victim)
-        assert victim.get("/me").json() == {"user_id": "victim", "theme": "dark"}
+        assert victim.get("/me").json() == {"user_id": "victim", "roles": [], "theme": "dark", "pending": []}
 
 
 @contextmanager

@@ -16,9 +16,18 @@ from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, 
 from fastapi_sessions import MemoryStore
 from fastapi_sessions._cookies import CookieReader
 from fastapi_sessions.signing import CookieSigner, new_session_id, store_key
-from tests.http_harness import Browser, run
-from tests.security_app import UserSession, build_app
-from tests.support import OTHER_SECRET, SECRET, CountingStore, FakeClock, client, make_manager
+from tests.support import (
+    OTHER_SECRET,
+    SECRET,
+    Browser,
+    CountingStore,
+    FakeClock,
+    UserSession,
+    build_app,
+    client,
+    make_manager,
+    run,
+)
 
 signer = CookieSigner(SECRET, [OTHER_SECRET])
 ALPHABET = string.ascii_letters + string.digits + "-_"

@@ -12,14 +12,29 @@ import pytest
 
 from fastapi_sessions import SessionConfigError, SessionDataTooLargeError, SessionManager, SessionSettings
 from fastapi_sessions.signing import CookieSigner
-from tests.http_harness import Browser, Harness, parsed_cookies, serve_together, stored
-from tests.security_app import UserSession, build_app, harness
-from tests.support import OTHER_SECRET, SECRET, Backend, CountingStore, FakeClock, client, make_manager, set_cookies
+from tests.support import (
+    OTHER_SECRET,
+    SECRET,
+    Backend,
+    Browser,
+    CountingStore,
+    FakeClock,
+    Harness,
+    UserSession,
+    build_app,
+    client,
+    make_manager,
+    parsed_cookies,
+    serve,
+    serve_together,
+    set_cookies,
+    stored,
+)
 
 
 @pytest.fixture
 def h(backend: Backend) -> Iterator[Harness[UserSession]]:
-    with harness(backend) as value:
+    with serve(backend, UserSession) as value:
         yield value
 
 
@@ -111,7 +126,7 @@ def test_default_cookie_attributes(h: Harness[UserSession]) -> None:
 
 
 def test_cookie_without_https_only(backend: Backend) -> None:
-    with harness(backend, https_only=False) as h:
+    with serve(backend, UserSession, https_only=False) as h:
         (cookie,) = parsed_cookies(h.browser().post("/write", params={"theme": "dark"}))
     assert cookie.name == "session"
     assert "secure" not in cookie.attributes
@@ -180,7 +195,7 @@ def test_caching_headers_override_the_app_when_a_cookie_is_set(h: Harness[UserSe
 
 def test_set_cookie_stays_under_4096_bytes(backend: Backend) -> None:
     long_path = "/" + "p" * 200
-    with harness(backend, cookie_name="s" * 100, path=long_path, domain="d" * 60 + ".example.com") as h:
+    with serve(backend, UserSession, cookie_name="s" * 100, path=long_path, domain="d" * 60 + ".example.com") as h:
         browser = h.browser()
         responses = [
             browser.post("/write", params={"theme": "t" * 3000}),
@@ -193,7 +208,7 @@ def test_set_cookie_stays_under_4096_bytes(backend: Backend) -> None:
 
 
 def test_oversized_data_is_a_clear_error(backend: Backend) -> None:
-    with harness(backend, max_data_bytes=1024) as h:
+    with serve(backend, UserSession, max_data_bytes=1024) as h:
         browser = h.browser()
         with pytest.raises(SessionDataTooLargeError, match="SESSION_MAX_DATA_BYTES=1024"):
             browser.post("/write", params={"theme": "x" * 2000})

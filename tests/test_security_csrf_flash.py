@@ -4,19 +4,17 @@ from collections.abc import Iterator
 
 import pytest
 
-from tests.http_harness import Harness
-from tests.security_app import UserSession, harness
-from tests.support import Backend
+from tests.support import Backend, Harness, UserSession, serve
 
 
 @pytest.fixture
 def h(backend: Backend) -> Iterator[Harness[UserSession]]:
-    with harness(backend) as value:
+    with serve(backend, UserSession) as value:
         yield value
 
 
 def test_csrf_guard(backend: Backend) -> None:
-    with harness(backend, csrf_trusted_origins=["https://app.example.com"]) as h:
+    with serve(backend, UserSession, csrf_trusted_origins=["https://app.example.com"]) as h:
         browser = h.browser()
         token = browser.get("/csrf").json()["token"]
         assert len(token) >= 32

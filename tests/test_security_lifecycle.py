@@ -15,14 +15,12 @@ from typing import Any
 import pytest
 
 from fastapi_sessions.signing import new_session_id, store_key
-from tests.http_harness import Harness, assert_no_new_cookie, parsed_cookies
-from tests.security_app import UserSession, harness
-from tests.support import SECRET, Backend
+from tests.support import SECRET, Backend, Harness, UserSession, assert_no_new_cookie, parsed_cookies, serve
 
 
 @pytest.fixture
 def h(backend: Backend) -> Iterator[Harness[UserSession]]:
-    with harness(backend) as value:
+    with serve(backend, UserSession) as value:
         yield value
 
 
@@ -211,7 +209,7 @@ def test_logout_deletes_the_record_and_expires_the_cookie(h: Harness[UserSession
 
 
 def test_logout_with_custom_path_and_domain(backend: Backend) -> None:
-    with harness(backend, cookie_name="app_sid", path="/app", domain="example.com") as h:
+    with serve(backend, UserSession, cookie_name="app_sid", path="/app", domain="example.com") as h:
         browser = h.browser()
         (issued,) = parsed_cookies(browser.post("/login", params={"uid": "alice"}))
         assert issued.scope == ("app_sid", "/app", "example.com")
@@ -260,7 +258,7 @@ def test_logout_then_login_in_one_request_switches_user(h: Harness[UserSession])
 
 
 def test_idle_timeout_counts_from_last_seen_on_the_server(backend: Backend) -> None:
-    with harness(backend, idle_timeout=600, touch_after=60) as h:
+    with serve(backend, UserSession, idle_timeout=600, touch_after=60) as h:
         browser = h.browser()
         browser.post("/login", params={"uid": "alice"})
         for _ in range(5):
@@ -273,7 +271,7 @@ def test_idle_timeout_counts_from_last_seen_on_the_server(backend: Backend) -> N
 
 
 def test_without_rolling_only_writes_count_as_activity(backend: Backend) -> None:
-    with harness(backend, idle_timeout=600, touch_after=60, rolling=False) as h:
+    with serve(backend, UserSession, idle_timeout=600, touch_after=60, rolling=False) as h:
         browser = h.browser()
         browser.post("/login", params={"uid": "alice"})
         h.clock.advance(300)
@@ -285,7 +283,7 @@ def test_without_rolling_only_writes_count_as_activity(backend: Backend) -> None
 
 
 def test_absolute_timeout_is_never_extended(backend: Backend) -> None:
-    with harness(backend, max_age=3600, idle_timeout=600, touch_after=60) as h:
+    with serve(backend, UserSession, max_age=3600, idle_timeout=600, touch_after=60) as h:
         browser = h.browser()
         (first,) = parsed_cookies(browser.post("/write", params={"theme": "dark"}))
         assert first.max_age == 3600
@@ -342,7 +340,7 @@ def test_logs_hold_no_secret_and_no_session_id(h: Harness[UserSession], caplog: 
 
 def test_lifecycle_events_are_logged_with_a_salted_id(backend: Backend, caplog: pytest.LogCaptureFixture) -> None:
     caplog.set_level(logging.INFO, logger="fastapi_sessions")
-    with harness(backend, idle_timeout=600, touch_after=60) as h:
+    with serve(backend, UserSession, idle_timeout=600, touch_after=60) as h:
         browser = h.browser()
         browser.post("/write", params={"theme": "dark"})
         first = browser.cookie

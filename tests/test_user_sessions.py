@@ -1,79 +1,31 @@
 """Per-user session control over HTTP on every store: a "your devices" page, revoking, and limits."""
 
 from collections.abc import Iterator
-from contextlib import contextmanager
 from datetime import UTC, datetime
-from typing import Annotated, Any
 
 import pytest
-from fastapi import Depends, FastAPI
 
-from fastapi_sessions import AuthSession, SessionManager, SessionSettings
-from tests.http_harness import Browser, Harness, assert_no_new_cookie, parsed_cookies, run, serve, serve_together
-from tests.support import SECRET, Backend, CountingStore, FakeClock
-
-
-class UserSession(AuthSession):
-    note: str = ""
-
-
-def build_app(sessions: SessionManager[UserSession]) -> FastAPI:
-    app = FastAPI()
-    sessions.install(app)
-    Session = Annotated[UserSession, Depends(sessions)]
-    LoggedIn = Annotated[UserSession, Depends(sessions.require_auth)]
-
-    @app.post("/login")
-    async def login(session: Session, uid: str) -> dict[str, Any]:
-        session.login(uid)
-        return {"user_id": uid}
-
-    @app.get("/me")
-    async def me(session: LoggedIn) -> dict[str, Any]:
-        return {"user_id": session.user_id, "handle": session.handle}
-
-    @app.post("/note")
-    async def note(session: LoggedIn, text: str) -> dict[str, str]:
-        session.note = text
-        return {"note": text}
-
-    @app.get("/devices")
-    async def devices(session: LoggedIn) -> list[dict[str, Any]]:
-        assert session.user_id is not None
-        return [
-            {
-                "handle": info.handle,
-                "created_at": info.created_at.timestamp(),
-                "last_seen": info.last_seen.timestamp(),
-                "user_agent": info.user_agent,
-                "ip": info.ip,
-                "current": info.handle == session.handle,
-            }
-            for info in await sessions.list_sessions(session.user_id)
-        ]
-
-    @app.post("/devices/revoke")
-    async def revoke(session: LoggedIn, handle: str) -> dict[str, bool]:
-        assert session.user_id is not None
-        return {"revoked": await sessions.revoke_session(session.user_id, handle)}
-
-    @app.post("/devices/revoke-others")
-    async def revoke_others(session: LoggedIn) -> dict[str, int]:
-        assert session.user_id is not None
-        return {"revoked": await sessions.revoke_all_sessions(session.user_id, keep=session.handle)}
-
-    return app
-
-
-@contextmanager
-def harness(backend: Backend, **overrides: Any) -> Iterator[Harness[UserSession]]:
-    with serve(backend, UserSession, build_app, **overrides) as value:
-        yield value
+from fastapi_sessions import SessionManager, SessionSettings
+from tests.support import (
+    SECRET,
+    Backend,
+    Browser,
+    CountingStore,
+    FakeClock,
+    Harness,
+    UserSession,
+    assert_no_new_cookie,
+    build_app,
+    parsed_cookies,
+    run,
+    serve,
+    serve_together,
+)
 
 
 @pytest.fixture
 def h(backend: Backend) -> Iterator[Harness[UserSession]]:
-    with harness(backend) as value:
+    with serve(backend, UserSession) as value:
         yield value
 
 
@@ -120,7 +72,7 @@ def test_list_sessions_shows_each_device(h: Harness[UserSession]) -> None:
     # The listing request itself counted as activity (rolling, past touch_after).
     seen = [info.last_seen.timestamp() for info in h.list_sessions("alice")]
     assert seen == [start, h.clock.now, start + 20]
-    assert browsers[1].get("/me").json()["handle"] == handles[1]
+    assert browsers[1].get("/handle").json()["handle"] == handles[1]
 
 
 def test_revoke_one_session(h: Harness[UserSession]) -> None:
@@ -146,7 +98,7 @@ def test_log_out_other_devices(h: Harness[UserSession]) -> None:
     assert [browser.get("/me").status_code for browser in browsers] == [401, 200, 401]
     assert bob.get("/me").status_code == 200
     (only,) = h.list_sessions("alice")
-    assert only.handle == browsers[1].get("/me").json()["handle"]
+    assert only.handle == browsers[1].get("/handle").json()["handle"]
 
 
 def test_revoke_all_sessions(h: Harness[UserSession]) -> None:
@@ -157,7 +109,7 @@ def test_revoke_all_sessions(h: Harness[UserSession]) -> None:
 
 
 def test_limit_evicts_the_oldest(backend: Backend) -> None:
-    with harness(backend, max_sessions_per_user=2, limit_policy="evict_oldest") as h:
+    with serve(backend, UserSession, max_sessions_per_user=2, limit_policy="evict_oldest") as h:
         browsers = three_devices(h)
         assert [browser.get("/me").status_code for browser in browsers] == [401, 200, 200]
         assert [info.user_agent for info in h.list_sessions("alice")] == list(AGENTS[1:])
@@ -167,7 +119,7 @@ def test_limit_evicts_the_oldest(backend: Backend) -> None:
 
 
 def test_limit_refuses_a_third_login(backend: Backend) -> None:
-    with harness(backend, max_sessions_per_user=2, limit_policy="refuse") as h:
+    with serve(backend, UserSession, max_sessions_per_user=2, limit_policy="refuse") as h:
         first, second = h.login("alice", AGENTS[0]), h.login("alice", AGENTS[1])
         third = h.browser(AGENTS[2])
         response = third.post("/login", params={"uid": "alice"})
@@ -211,7 +163,7 @@ def test_user_ids_are_matched_exactly(h: Harness[UserSession]) -> None:
     for uid in HOSTILE_IDS:
         infos = h.list_sessions(uid)
         assert len(infos) == 1, uid
-        assert infos[0].handle == browsers[uid].get("/me").json()["handle"]
+        assert infos[0].handle == browsers[uid].get("/handle").json()["handle"]
     for uid in ("al", "ali", "alic", "", "alice*", "Alice", '{"$regex": ".*"}', '{"$gt": ""}'):
         assert h.list_sessions(uid) == [], uid
         assert h.revoke_all(uid) == 0

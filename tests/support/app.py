@@ -1,34 +1,48 @@
-"""The app the security tests drive: every route a session's lifecycle, guards, CSRF and flash need."""
+"""The one app the HTTP tests drive: every route a session's lifecycle, guards, CSRF, flash and devices need.
 
-from collections.abc import Iterator
-from contextlib import contextmanager
-from typing import Annotated, Any
+A test whose model needs fields of its own subclasses `UserSession` and passes the routes that use
+them to `build_app` as an `APIRouter`.
+"""
 
-from fastapi import Depends, FastAPI, Query
+from typing import Annotated, Any, TypeVar
+
+from fastapi import APIRouter, Depends, FastAPI, Query, WebSocket
 from fastapi import Response as FastAPIResponse
+from fastapi.responses import RedirectResponse
 
 from fastapi_sessions import AuthSession, SessionManager
-from tests.http_harness import Harness, serve
-from tests.support import Backend
 
 
 class UserSession(AuthSession):
+    """The session model of the HTTP tests."""
+
     theme: str = "light"
 
 
-def build_app(sessions: SessionManager[UserSession]) -> FastAPI:
+SessionT = TypeVar("SessionT", bound=UserSession)
+
+
+def view(session: UserSession) -> dict[str, Any]:
+    """What most routes answer: the session's user, roles, theme and pending factors."""
+    return {
+        "user_id": session.user_id,
+        "roles": sorted(session.roles),
+        "theme": session.theme,
+        "pending": sorted(session.pending_factors),
+    }
+
+
+def build_app(sessions: SessionManager[SessionT], routes: APIRouter | None = None) -> FastAPI:
+    """The test app over ``sessions``, with ``routes`` (a test's own) included.
+
+    Args:
+        sessions: The manager; its model is `UserSession` or a subclass.
+        routes: Routes for the fields of a subclass, built over the same manager.
+    """
     app = FastAPI()
     sessions.install(app)
     Session = Annotated[UserSession, Depends(sessions)]
     LoggedIn = Annotated[UserSession, Depends(sessions.require_auth)]
-
-    def view(session: UserSession) -> dict[str, Any]:
-        return {
-            "user_id": session.user_id,
-            "roles": sorted(session.roles),
-            "theme": session.theme,
-            "pending": sorted(session.pending_factors),
-        }
 
     @app.get("/public")
     async def public_page() -> dict[str, bool]:
@@ -51,9 +65,13 @@ def build_app(sessions: SessionManager[UserSession]) -> FastAPI:
         session.theme = theme
         return view(session)
 
-    @app.post("/login")
-    async def login(session: Session, uid: str, role: Annotated[list[str] | None, Query()] = None) -> dict[str, Any]:
+    @app.post("/login", response_model=None)
+    async def login(
+        session: Session, uid: str, role: Annotated[list[str] | None, Query()] = None, next: str | None = None
+    ) -> dict[str, Any] | RedirectResponse:
         session.login(uid, role or [])
+        if next is not None:
+            return RedirectResponse(next, status_code=303)
         return view(session)
 
     @app.post("/login-partial")
@@ -144,11 +162,66 @@ def build_app(sessions: SessionManager[UserSession]) -> FastAPI:
     async def flashes(session: Session) -> list[list[str]]:
         return [list(item) for item in session.pop_flashes()]
 
+    @app.get("/pages/{name}")
+    async def page(session: Session, name: str) -> dict[str, Any]:
+        return {"name": name, "theme": session.theme}
+
+    @app.websocket("/ws")
+    async def updates(websocket: WebSocket, session: LoggedIn) -> None:
+        await websocket.accept()
+        await websocket.send_json({"user_id": session.user_id})
+        await websocket.close()
+
+    @app.get("/handle")
+    async def handle(session: LoggedIn) -> dict[str, str | None]:
+        return {"handle": session.handle}
+
+    @app.get("/devices")
+    async def devices(session: LoggedIn) -> list[dict[str, Any]]:
+        assert session.user_id is not None
+        return [
+            {
+                "handle": info.handle,
+                "created_at": info.created_at.timestamp(),
+                "last_seen": info.last_seen.timestamp(),
+                "user_agent": info.user_agent,
+                "ip": info.ip,
+                "current": info.handle == session.handle,
+            }
+            for info in await sessions.list_sessions(session.user_id)
+        ]
+
+    @app.post("/devices/revoke")
+    async def revoke(session: LoggedIn, handle: str) -> dict[str, bool]:
+        assert session.user_id is not None
+        return {"revoked": await sessions.revoke_session(session.user_id, handle)}
+
+    @app.post("/devices/revoke-others")
+    async def revoke_others(session: LoggedIn) -> dict[str, int]:
+        assert session.user_id is not None
+        return {"revoked": await sessions.revoke_all_sessions(session.user_id, keep=session.handle)}
+
+    if routes is not None:
+        app.include_router(routes)
     return app
 
 
-@contextmanager
-def harness(backend: Backend, **overrides: Any) -> Iterator[Harness[UserSession]]:
-    """This app over the backend's store; ``overrides`` are `SessionSettings` fields."""
-    with serve(backend, UserSession, build_app, **overrides) as value:
-        yield value
+def login_app(sessions: SessionManager[AuthSession]) -> FastAPI:
+    """The small app of the store tests: ``POST /login/{user_id}``, ``GET /me`` (logged in), ``GET /health``."""
+    app = FastAPI()
+    sessions.install(app)
+
+    @app.post("/login/{user_id}")
+    async def login(user_id: str, session: Annotated[AuthSession, Depends(sessions)]) -> dict[str, str]:
+        session.login(user_id)
+        return {"user": user_id}
+
+    @app.get("/me")
+    async def me(session: Annotated[AuthSession, Depends(sessions.require_auth)]) -> dict[str, str | None]:
+        return {"user": session.user_id}
+
+    @app.get("/health")
+    async def health() -> dict[str, bool]:
+        return {"ok": True}
+
+    return app
