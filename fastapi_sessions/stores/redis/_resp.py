@@ -288,10 +288,15 @@ class RespPipeline:
         return self
 
     async def execute(self, raise_on_error: bool = True) -> list[Any]:
-        """Send the queued commands; an error reply raises (``raise_on_error`` is for redis-py's signature)."""
+        """Send the queued commands and return their replies; an error raises, or with ``raise_on_error`` off
+        takes the place of its reply, as in redis-py."""
         commands, self._commands = self._commands, []
-        replies = await asyncio.gather(*(self._client.execute_command(*command) for command in commands))
+        replies = await asyncio.gather(
+            *(self._client.execute_command(*command) for command in commands), return_exceptions=not raise_on_error
+        )
         return [
-            dict(zip(reply[::2], reply[1::2], strict=True)) if command[0] == "HGETALL" else reply
+            dict(zip(reply[::2], reply[1::2], strict=True))
+            if command[0] == "HGETALL" and not isinstance(reply, BaseException)
+            else reply
             for command, reply in zip(commands, replies, strict=True)
         ]
