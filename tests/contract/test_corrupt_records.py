@@ -16,7 +16,7 @@ from fastapi import Depends, FastAPI
 from fastapi_sessions import AuthSession, CorruptRecordError, SessionManager, SessionStore, UpdateResult
 from fastapi_sessions.signing import new_session_id, store_key
 from tests.backends._corrupt import FUTURE, FUTURE_VERSION, Corruptions
-from tests.support import Backend, client, make_manager
+from tests.support import Backend, client, login_app, make_manager
 
 TTL = 60.0
 SECRET_VALUE = "s3cr3t"
@@ -117,16 +117,11 @@ async def test_a_record_of_the_release_before_format_versions_reads_as_format_1(
 
 
 def corrupt_records_app(sessions: SessionManager[AuthSession]) -> FastAPI:
-    app = FastAPI()
-    sessions.install(app)
+    """`login_app`, and ``GET /whoami`` (anyone) and ``GET /users/{user_id}/sessions`` (how many)."""
+    app = login_app(sessions)
 
-    @app.post("/login/{user_id}")
-    async def login(user_id: str, session: Annotated[AuthSession, Depends(sessions)]) -> dict[str, str]:
-        session.login(user_id)
-        return {"user": user_id}
-
-    @app.get("/me")
-    async def me(session: Annotated[AuthSession, Depends(sessions)]) -> dict[str, str | None]:
+    @app.get("/whoami")
+    async def whoami(session: Annotated[AuthSession, Depends(sessions)]) -> dict[str, str | None]:
         return {"user": session.user_id}
 
     @app.get("/users/{user_id}/sessions")
@@ -153,7 +148,7 @@ def test_a_cookie_naming_a_corrupt_record_gets_a_new_anonymous_session(
             caplog.clear()
             caplog.set_level(logging.INFO, "fastapi_sessions")
             cookie = f"{sessions.cookie_name}={sessions.signer.sign(session_id)}"
-            response = browser.get("/me", headers={"cookie": cookie})
+            response = browser.get("/whoami", headers={"cookie": cookie})
             assert (response.status_code, response.json()) == (200, {"user": None}), how
             warnings = [r for r in caplog.records if r.name == "fastapi_sessions" and r.levelno == logging.WARNING]
             assert any("cannot read" in r.getMessage() for r in warnings), (how, caplog.text)
