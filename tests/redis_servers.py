@@ -1,11 +1,13 @@
-"""Redis servers the tests start themselves: a single server, a Sentinel setup, a Cluster.
+"""Redis servers the tests start themselves: a single server, a Sentinel setup, a Cluster; and a link that stalls.
 
 Each runs from the ``redis-server`` binary on free loopback ports in a temporary directory, and is
 stopped by its process ID.
 """
 
+import asyncio
 import shutil
 import subprocess
+import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -53,6 +55,8 @@ class RedisServer:
         persistent: Keep the data in an append-only file, so a restart finds the sessions again.
         cluster_bus_port: Run as a Cluster node, with its cluster bus on this port.
         replica_of: Replicate the server on this port.
+        password: Start with ``--requirepass``; the checking client authenticates with it.
+        user: An ACL user to create at startup, as ``(name, password)``, allowed every command and key.
     """
 
     def __init__(
@@ -63,12 +67,16 @@ class RedisServer:
         persistent: bool = False,
         cluster_bus_port: int | None = None,
         replica_of: int | None = None,
+        password: str | None = None,
+        user: tuple[str, str] | None = None,
     ) -> None:
         self.directory = directory
         self.port = port or free_port()
         self.persistent = persistent
         self.cluster_bus_port = cluster_bus_port
         self.replica_of = replica_of
+        self.password = password
+        self.user = user
         self.process: subprocess.Popen[bytes] | None = None
 
     @property
@@ -88,6 +96,10 @@ class RedisServer:
                 *("--cluster-config-file", "nodes.conf", "--cluster-node-timeout", "5000"),
             ]
         replication = [] if self.replica_of is None else ["--replicaof", HOST, str(self.replica_of)]
+        credentials = [] if self.password is None else ["--requirepass", self.password]
+        if self.user is not None:
+            name, password = self.user
+            credentials += ["--user", name, "on", f">{password}", "~*", "&*", "+@all"]
         return [
             redis_server_binary(),
             *("--port", str(self.port), "--bind", HOST, "--dir", str(self.directory)),
@@ -95,6 +107,7 @@ class RedisServer:
             *persistence,
             *cluster,
             *replication,
+            *credentials,
         ]
 
     def start(self) -> "RedisServer":
@@ -114,6 +127,8 @@ class RedisServer:
 
     def client(self, **kwargs: Any) -> "redis.Redis":
         """A synchronous client of this server, for setting up and checking; close it after use."""
+        if self.password is not None:
+            kwargs.setdefault("password", self.password)
         return redis.Redis(host=HOST, port=self.port, socket_timeout=2, **kwargs)
 
     def kill(self) -> None:
@@ -241,3 +256,104 @@ def redis_cluster(directory: Path, masters: int = 3) -> Iterator[list[RedisServe
     finally:
         for node in nodes:
             node.stop()
+
+
+class StallingLink:
+    """A TCP relay to a server whose open connections can go silent, as over a half-open link.
+
+    `stall` makes every connection open now swallow what either side sends, while keeping it open: a
+    client waiting on one hears nothing, ever, and its kernel reports no error. Connections opened
+    afterwards are relayed again, as a client that reconnects would find. The relay runs on an event
+    loop of its own in a thread; use it as a context manager, which closes everything on exit.
+
+    Args:
+        target_port: The port of the server on ``HOST`` to relay to.
+    """
+
+    def __init__(self, target_port: int) -> None:
+        self.target_port = target_port
+        self.port = 0
+        self.connections = 0
+        """How many connections clients have opened through the relay."""
+        self._stalled: set[asyncio.StreamWriter] = set()
+        self._writers: set[asyncio.StreamWriter] = set()
+        self._loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(target=self._loop.run_forever, name="StallingLink", daemon=True)
+        self._server: asyncio.Server | None = None
+
+    def __enter__(self) -> "StallingLink":
+        self._thread.start()
+        try:
+            self._call(self._start())
+        except BaseException:
+            self.__exit__()
+            raise
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        try:
+            self._call(self._shutdown())
+        finally:
+            self._loop.call_soon_threadsafe(self._loop.stop)
+            self._thread.join(timeout=5)
+            self._loop.close()
+
+    def _call(self, coroutine: Any) -> Any:
+        return asyncio.run_coroutine_threadsafe(coroutine, self._loop).result(timeout=5)
+
+    def stall(self) -> None:
+        """Silence every connection open now; later ones are relayed."""
+
+        async def mark() -> None:
+            self._stalled.update(self._writers)
+
+        self._call(mark())
+
+    async def _start(self) -> None:
+        self._server = await asyncio.start_server(self._relay, HOST, 0)
+        self.port = int(self._server.sockets[0].getsockname()[1])
+
+    async def _relay(self, client_reader: asyncio.StreamReader, client_writer: asyncio.StreamWriter) -> None:
+        self.connections += 1
+        try:
+            server_reader, server_writer = await asyncio.open_connection(HOST, self.target_port)
+        except OSError:
+            client_writer.transport.abort()
+            return
+        pair = (client_writer, server_writer)
+        self._writers.update(pair)
+        try:
+            await asyncio.gather(
+                self._pipe(client_reader, server_writer, client_writer),
+                self._pipe(server_reader, client_writer, client_writer),
+            )
+        except (OSError, asyncio.IncompleteReadError):
+            pass
+        finally:
+            for writer in pair:
+                self._writers.discard(writer)
+                self._stalled.discard(writer)
+                writer.transport.abort()
+
+    async def _pipe(
+        self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, client: asyncio.StreamWriter
+    ) -> None:
+        while data := await reader.read(65536):
+            if client in self._stalled:
+                continue  # swallowed: neither side hears of it
+            writer.write(data)
+            await writer.drain()
+        writer.transport.abort()  # one side hung up: so does the other, at once
+
+    async def _shutdown(self) -> None:
+        if self._server is not None:
+            self._server.close()
+        for writer in list(self._writers):
+            writer.transport.abort()
+        current = asyncio.current_task()
+        tasks = [task for task in asyncio.all_tasks() if task is not current]
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        if self._server is not None:
+            await self._server.wait_closed()

@@ -67,10 +67,11 @@ async def test_document_shape(store: MongoStore, clock: FakeClock) -> None:
     clock.now = 4_000_000_000.0004  # sub-millisecond: the expiry rounds up to the next millisecond
     await store.create("k1", {"theme": "dark", "_created": 1.0}, ttl=30, user_id="alice")
     document = await store.collection.find_one({"_id": "k1"})
-    assert set(document) == {"_id", "d", "u", "v", "exp"}
+    assert set(document) == {"_id", "d", "u", "v", "f", "exp"}
     assert document["d"] == {"theme": "dark", "_created": 1.0}
     assert document["u"] == "alice"
     assert document["v"] == 1
+    assert document["f"] == 1  # the format version
     assert as_utc(document["exp"]) == datetime.fromtimestamp(4_000_000_030.001, UTC)
 
     clock.advance(10)

@@ -8,9 +8,9 @@ from typing import Any
 
 from pydantic_core import from_json, to_json
 
-from fastapi_sessions.exceptions import SessionConfigError
+from fastapi_sessions.exceptions import CorruptRecordError, SessionConfigError
 from fastapi_sessions.stores._url import Int, StoreUrl
-from fastapi_sessions.stores.base import SessionStore, StoredSession, UpdateResult
+from fastapi_sessions.stores.base import FORMAT_VERSION, SessionStore, StoredSession, UpdateResult, decode_record
 
 __all__ = ["MemoryStore"]
 
@@ -21,6 +21,7 @@ class _Entry:
     version: int
     user_id: str | None
     expires_at: float
+    format: int | None = FORMAT_VERSION
 
 
 class MemoryStore(SessionStore):
@@ -81,11 +82,22 @@ class MemoryStore(SessionStore):
                 if not keys:
                     del self._users[entry.user_id]
 
+    def _read(self, operation: str, entry: _Entry) -> StoredSession:
+        return decode_record(
+            self,
+            operation,
+            data=entry.payload,
+            version=entry.version,
+            user_id=entry.user_id,
+            format_version=entry.format,
+            parse=from_json,
+        )
+
     async def load(self, key: str) -> StoredSession | None:
         entry = self._live(key)
         if entry is None:
             return None
-        return StoredSession(from_json(entry.payload), entry.version, entry.user_id)
+        return self._read("load", entry)
 
     async def create(self, key: str, data: Mapping[str, Any], *, ttl: float, user_id: str | None) -> None:
         old = self._entries.get(key)
@@ -118,9 +130,12 @@ class MemoryStore(SessionStore):
         entry = self._live(key)
         if entry is None:
             return UpdateResult.MISSING
+        try:
+            data = self._read("update", entry).data
+        except CorruptRecordError:
+            return UpdateResult.MISSING  # no session: the request that loaded it started a new one
         if expected_version is not None and entry.version != expected_version:
             return UpdateResult.CONFLICT
-        data = from_json(entry.payload)
         data.update(changes)
         for name in removed:
             data.pop(name, None)

@@ -1,6 +1,6 @@
 """`MongoStore`: sessions in a MongoDB collection, one document per session.
 
-A document looks like ``{_id: key, d: {field: value, ...}, u: user_id | null, v: version, exp: date}``.
+A document looks like ``{_id: key, d: {field: value, ...}, u: user_id | null, v: version, f: format, exp: date}``.
 MongoDB removes expired documents itself through a TTL index on ``exp``, but its TTL monitor runs only
 once a minute, so every read also filters on ``exp`` and a document past its expiry is never returned.
 """
@@ -14,7 +14,15 @@ from urllib.parse import unquote
 
 from fastapi_sessions.exceptions import SessionConfigError, StoreError, StoreUnavailableError
 from fastapi_sessions.stores._url import Bool, StoreUrl, Text
-from fastapi_sessions.stores.base import SessionStore, StoredSession, UpdateResult, missing_driver
+from fastapi_sessions.stores.base import (
+    FORMAT_VERSION,
+    SessionStore,
+    StoredSession,
+    UpdateResult,
+    decode_record,
+    missing_driver,
+    readable,
+)
 
 try:
     from pymongo import ASCENDING, AsyncMongoClient, MongoClient
@@ -44,7 +52,9 @@ DEFAULT_COLLECTION = "sessions"
 _DEFAULT_TIMEOUTS_MS = {"serverSelectionTimeoutMS": 1500, "connectTimeoutMS": 2000, "socketTimeoutMS": 2000}
 _OPTIONS = {"collection": Text(), "create_indexes": Bool()}
 
-_PROJECTION = {"d": 1, "u": 1, "v": 1}
+_PROJECTION = {"d": 1, "u": 1, "v": 1, "f": 1}
+# A document this release may write to: fields in an object, a numeric version, its format (or none).
+_WRITABLE = {"d": {"$type": "object"}, "v": {"$type": "number"}, "f": {"$in": [None, FORMAT_VERSION]}}
 
 
 class MongoStore(SessionStore):
@@ -199,6 +209,16 @@ class MongoStore(SessionStore):
         # pymongo appends the whole topology, with every server's state: the first part says it all.
         return super().describe_error(exc).split(", Topology Description:")[0]
 
+    def _decode(self, operation: str, document: Mapping[str, Any]) -> StoredSession:
+        return decode_record(
+            self,
+            operation,
+            data=document.get("d"),
+            version=document.get("v"),
+            user_id=document.get("u"),
+            format_version=document.get("f"),
+        )
+
     @property
     def location(self) -> str:
         collection = self._collection
@@ -224,25 +244,32 @@ class MongoStore(SessionStore):
         collection = await self._ready("load")
         with self.translating("load"):
             document = await collection.find_one({"_id": key, "exp": {"$gt": self._now()}}, _PROJECTION)
-        return None if document is None else _stored(document)
+        return None if document is None else self._decode("load", document)
 
     async def load_many(self, keys: Sequence[str]) -> list[StoredSession | None]:
         if not keys:
             return []
         collection = await self._ready("load_many")
-        found: dict[str, StoredSession] = {}
+        found: dict[str, StoredSession | None] = {}
         with self.translating("load_many"):
             async for document in collection.find(
                 {"_id": {"$in": list(keys)}, "exp": {"$gt": self._now()}}, _PROJECTION
             ):
-                found[document["_id"]] = _stored(document)
+                found[document["_id"]] = readable(lambda document: self._decode("load_many", document), document)
         return [found.get(key) for key in keys]
 
     async def create(self, key: str, data: Mapping[str, Any], *, ttl: float, user_id: str | None) -> None:
         for name in data:
             _check_field(name)
         collection = await self._ready("create")
-        document = {"_id": key, "d": dict(data), "u": user_id, "v": 1, "exp": self._expiry(self._now(), ttl)}
+        document = {
+            "_id": key,
+            "d": dict(data),
+            "u": user_id,
+            "v": 1,
+            "f": FORMAT_VERSION,
+            "exp": self._expiry(self._now(), ttl),
+        }
         with self.translating("create"):
             await collection.replace_one({"_id": key}, document, upsert=True)
 
@@ -262,7 +289,7 @@ class MongoStore(SessionStore):
         operations: dict[str, Any] = {"$set": set_, "$inc": {"v": 1}}
         if unset:
             operations["$unset"] = unset
-        live = {"_id": key, "exp": {"$gt": now}}
+        live = {"_id": key, "exp": {"$gt": now}, **_WRITABLE}
         query = live if expected_version is None else {**live, "v": expected_version}
         collection = await self._ready("update")
         with self.translating("update"):
@@ -282,8 +309,9 @@ class MongoStore(SessionStore):
             result = await collection.delete_one({"_id": key, "exp": {"$gt": now}})
             if result.deleted_count:
                 return True
-            # An expired record the TTL monitor has not removed yet goes too, but it was not live.
-            await collection.delete_one({"_id": key, "exp": {"$lte": now}})
+            # An expired record the TTL monitor has not removed yet goes too (or one whose expiry is no
+            # date), but it was not live.
+            await collection.delete_one({"_id": key})
         return False
 
     async def user_keys(self, user_id: str) -> list[str]:
@@ -341,7 +369,3 @@ def _check_field(name: str) -> str:
             "contain '.', '$' or NUL, since it becomes part of a MongoDB update path; rename the field"
         )
     return name
-
-
-def _stored(document: Mapping[str, Any]) -> StoredSession:
-    return StoredSession(dict(document.get("d") or {}), int(document.get("v", 1)), document.get("u"))

@@ -12,9 +12,16 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any, ClassVar, TypeVar
 from urllib.parse import unquote
 
-from fastapi_sessions.exceptions import SessionConfigError, StoreUnavailableError
+from fastapi_sessions.exceptions import CorruptRecordError, SessionConfigError, StoreUnavailableError
 from fastapi_sessions.stores._url import Float, Int, StoreUrl, Text
-from fastapi_sessions.stores.base import SessionStore, StoredSession, UpdateResult
+from fastapi_sessions.stores.base import (
+    FORMAT_VERSION,
+    SessionStore,
+    StoredSession,
+    UpdateResult,
+    decode_record,
+    readable,
+)
 
 try:
     import sqlite3
@@ -35,6 +42,26 @@ _CHUNK = 500
 
 def _dumps(data: Mapping[str, Any]) -> str:
     return json.dumps(data, separators=(",", ":"), ensure_ascii=False)
+
+
+class _NotUtf8(bytes):
+    """A TEXT value that is not UTF-8: kept as it is, so the record it belongs to reads as corrupt."""
+
+
+def _text(value: bytes) -> str | bytes:
+    try:
+        return value.decode()
+    except UnicodeDecodeError:
+        return _NotUtf8(value)
+
+
+# What no release can read: text that is no JSON object, a version or expiry that is no number, a user ID
+# that is no text (a NULL format is the release before format versions; a newer one's is left alone).
+_UNREADABLE = (
+    "CASE WHEN typeof(data) = 'text' AND json_valid(data) THEN json_type(data) <> 'object' ELSE 1 END "
+    "OR typeof(version) <> 'integer' OR typeof(expires_at) NOT IN ('real', 'integer') "
+    "OR typeof(user_id) NOT IN ('text', 'null') OR typeof(format) NOT IN ('integer', 'null')"
+)
 
 
 class SQLiteStore(SessionStore):
@@ -100,14 +127,19 @@ class SQLiteStore(SessionStore):
         quoted = f'"{table}"'
         self._ddl = (
             f"CREATE TABLE IF NOT EXISTS {quoted} (key TEXT PRIMARY KEY, data TEXT NOT NULL, user_id TEXT, "
-            "version INTEGER NOT NULL, expires_at REAL NOT NULL)",
+            "version INTEGER NOT NULL, expires_at REAL NOT NULL, format INTEGER)",
             f'CREATE INDEX IF NOT EXISTS "{table}_expires_at_idx" ON {quoted} (expires_at)',
             f'CREATE INDEX IF NOT EXISTS "{table}_user_id_idx" ON {quoted} (user_id) WHERE user_id IS NOT NULL',
         )
-        self._sql_load = f"SELECT data, version, user_id FROM {quoted} WHERE key = ? AND expires_at > ?"
-        self._sql_load_many = f"SELECT key, data, version, user_id FROM {quoted} WHERE expires_at > ? AND key IN "
+        self._sql_columns = f"SELECT name FROM pragma_table_info('{table}')"
+        self._sql_add_format = f"ALTER TABLE {quoted} ADD COLUMN format INTEGER"  # a table of the previous release
+        self._sql_load = f"SELECT data, version, user_id, format FROM {quoted} WHERE key = ? AND expires_at > ?"
+        self._sql_load_many = (
+            f"SELECT key, data, version, user_id, format FROM {quoted} WHERE expires_at > ? AND key IN "
+        )
         self._sql_create = (
-            f"INSERT OR REPLACE INTO {quoted} (key, data, user_id, version, expires_at) VALUES (?, ?, ?, 1, ?)"
+            f"INSERT OR REPLACE INTO {quoted} (key, data, user_id, version, expires_at, format) "
+            f"VALUES (?, ?, ?, 1, ?, {FORMAT_VERSION})"
         )
         self._sql_update = f"UPDATE {quoted} SET data = ?, version = ?, expires_at = ? WHERE key = ?"
         self._sql_delete_live = f"DELETE FROM {quoted} WHERE key = ? AND expires_at > ?"
@@ -115,6 +147,9 @@ class SQLiteStore(SessionStore):
         self._sql_user_keys = f"SELECT key FROM {quoted} WHERE user_id = ? AND expires_at > ?"
         self._sql_cleanup = (
             f"DELETE FROM {quoted} WHERE key IN (SELECT key FROM {quoted} WHERE expires_at <= ? LIMIT ?)"
+        )
+        self._sql_cleanup_unreadable = (
+            f"DELETE FROM {quoted} WHERE rowid IN (SELECT rowid FROM {quoted} WHERE {_UNREADABLE} LIMIT ?)"
         )
 
     @classmethod
@@ -173,9 +208,12 @@ class SQLiteStore(SessionStore):
             # transactions before a power cut, never corrupt.
             connection.execute("PRAGMA journal_mode=WAL")
             connection.execute("PRAGMA synchronous=NORMAL")
+            connection.text_factory = _text
             with _transaction(connection):
                 for statement in self._ddl:
                     connection.execute(statement)
+                if "format" not in {row[0] for row in connection.execute(self._sql_columns)}:
+                    connection.execute(self._sql_add_format)
         except BaseException:
             connection.close()
             raise
@@ -206,7 +244,22 @@ class SQLiteStore(SessionStore):
 
     def _load(self, key: str, now: float) -> StoredSession | None:
         row = self._db().execute(self._sql_load, (key, now)).fetchone()
-        return None if row is None else StoredSession(json.loads(row[0]), row[1], row[2])
+        return None if row is None else self._decode("load", row)
+
+    def _decode(self, operation: str, row: Sequence[Any]) -> StoredSession:
+        """The session in a row of ``data, version, user_id, format``."""
+        data, version, user_id, format_version = row
+        if not isinstance(data, str):  # not UTF-8, or a BLOB
+            data = None
+        return decode_record(
+            self,
+            operation,
+            data=data,
+            version=version,
+            user_id=user_id,
+            format_version=format_version,
+            parse=json.loads,
+        )
 
     async def load_many(self, keys: Sequence[str]) -> list[StoredSession | None]:
         if not keys:
@@ -215,12 +268,12 @@ class SQLiteStore(SessionStore):
 
     def _load_many(self, keys: list[str], now: float) -> list[StoredSession | None]:
         db = self._db()
-        found: dict[str, StoredSession] = {}
+        found: dict[str, StoredSession | None] = {}
         for start in range(0, len(keys), _CHUNK):
             chunk = keys[start : start + _CHUNK]
             query = self._sql_load_many + f"({', '.join('?' * len(chunk))})"
-            for key, data, version, user_id in db.execute(query, (now, *chunk)):
-                found[key] = StoredSession(json.loads(data), version, user_id)
+            for key, *row in db.execute(query, (now, *chunk)):
+                found[key] = readable(lambda row: self._decode("load_many", row), row)
         return [found.get(key) for key in keys]
 
     async def create(self, key: str, data: Mapping[str, Any], *, ttl: float, user_id: str | None) -> None:
@@ -260,13 +313,17 @@ class SQLiteStore(SessionStore):
             row = db.execute(self._sql_load, (key, now)).fetchone()
             if row is None:
                 return UpdateResult.MISSING
-            if expected_version is not None and row[1] != expected_version:
+            try:
+                stored = self._decode("update", row)
+            except CorruptRecordError:
+                return UpdateResult.MISSING  # no session: the request that loaded it started a new one
+            if expected_version is not None and stored.version != expected_version:
                 return UpdateResult.CONFLICT
-            data = json.loads(row[0])
+            data = stored.data
             data.update(changes)
             for name in removed:
                 data.pop(name, None)
-            db.execute(self._sql_update, (_dumps(data), row[1] + 1, expires_at, key))
+            db.execute(self._sql_update, (_dumps(data), stored.version + 1, expires_at, key))
         return UpdateResult.UPDATED
 
     async def delete(self, key: str, *, user_id: str | None = None) -> bool:
@@ -309,15 +366,25 @@ class SQLiteStore(SessionStore):
         return [row[0] for row in self._db().execute(self._sql_user_keys, (user_id, now))]
 
     async def cleanup(self) -> int:
-        """Delete expired rows, ``cleanup_batch`` per transaction, returning how many were deleted."""
+        """Delete expired rows, and rows no release can read, ``cleanup_batch`` per transaction; return how many.
+
+        Finding the unreadable rows reads the whole table: at the default ``cleanup_interval`` of 5
+        minutes, a few milliseconds per 10,000 sessions.
+        """
         return await self._run("cleanup", self._cleanup, self._clock())
 
     def _cleanup(self, now: float) -> int:
+        batch = self.cleanup_batch
+        return self._delete_batches(self._sql_cleanup, (now, batch)) + self._delete_batches(
+            self._sql_cleanup_unreadable, (batch,)
+        )
+
+    def _delete_batches(self, statement: str, args: tuple[Any, ...]) -> int:
         db = self._db()
         total = 0
         while True:
             with _transaction(db):
-                deleted = db.execute(self._sql_cleanup, (now, self.cleanup_batch)).rowcount
+                deleted = db.execute(statement, args).rowcount
             total += deleted
             if deleted < self.cleanup_batch:
                 return total

@@ -18,6 +18,7 @@ from urllib.parse import urlsplit, urlunsplit
 import pytest
 
 from fastapi_sessions import SessionStore
+from tests.backends._corrupt import FUTURE, FUTURE_VERSION, Corruptions, unknown
 from tests.support import Backend, Driver, free_port, unavailable
 
 BACKENDS = ["mongodb-fake", "mongodb"]
@@ -47,6 +48,31 @@ async def age(store: SessionStore, key: str, seconds: float) -> None:
 
 async def dump(store: SessionStore) -> str:
     return repr([document async for document in collection_of(store).find({})])
+
+
+# Each an update of the document.
+CORRUPTIONS: dict[str, dict[str, Any]] = {
+    "data-a-string": {"$set": {"d": "s3cr3t"}},
+    "data-missing": {"$unset": {"d": ""}},
+    "version-a-string": {"$set": {"v": "s3cr3t"}},
+    "version-missing": {"$unset": {"v": ""}},
+    "user-a-number": {"$set": {"u": 5}},
+    "format-a-string": {"$set": {"f": "s3cr3t"}},
+    FUTURE: {"$set": {"f": FUTURE_VERSION}},
+}
+
+
+async def corrupt(store: SessionStore, key: str, how: str) -> None:
+    if how not in CORRUPTIONS:
+        raise unknown(how)
+    await collection_of(store).update_one({"_id": key}, CORRUPTIONS[how])
+
+
+async def strip_format(store: SessionStore, key: str) -> None:
+    await collection_of(store).update_one({"_id": key}, {"$unset": {"f": ""}})
+
+
+CORRUPT = Corruptions(corrupt, tuple(how for how in CORRUPTIONS if how != FUTURE), strip_format)
 
 
 def shared(**fields: Any) -> dict[str, Any]:
@@ -84,7 +110,7 @@ def backend_mongodb_fake() -> Backend:
     def make_store() -> SessionStore:
         return MongoStore(AsyncMongoMockClient(), database=unique_name(), clock=lambda: time.time() + AHEAD)
 
-    return Backend("mongodb-fake", make_store, **shared())
+    return Backend("mongodb-fake", make_store, extra={"corruptions": CORRUPT}, **shared())
 
 
 def url_with_database(url: str, database: str) -> str:
@@ -116,7 +142,11 @@ def backend_mongodb() -> Iterator[Backend]:
         except PyMongoError as exc:
             unavailable(f"MongoDB at MONGODB_URL is unreachable: {type(exc).__name__}")
         yield Backend(
-            "mongodb", lambda: MongoStore.from_url(store_url), url=store_url, extra={"database": database}, **shared()
+            "mongodb",
+            lambda: MongoStore.from_url(store_url),
+            url=store_url,
+            extra={"database": database, "corruptions": CORRUPT},
+            **shared(),
         )
         admin.drop_database(database)
     finally:

@@ -11,6 +11,7 @@ import pytest
 
 from fastapi_sessions import SessionStore
 from fastapi_sessions.stores.postgres import PostgresStore
+from tests.backends._corrupt import FUTURE, FUTURE_VERSION, Corruptions, unknown
 from tests.support import Backend, Driver, free_port, port_open, unavailable
 
 BACKENDS = ["postgres"]
@@ -59,6 +60,29 @@ async def dump(store: SessionStore) -> str:
     return repr([tuple(row) for row in rows])
 
 
+# Each the new jsonb of the row, from its current one.
+CORRUPTIONS = {
+    "an-array": """'["s3cr3t"]'::jsonb""",
+    "a-string": """'"s3cr3t"'::jsonb""",
+    "a-number": "'5'::jsonb",
+    "json-null": "'null'::jsonb",
+    "format-not-a-number": """data || '{":f": "s3cr3t"}'::jsonb""",
+    FUTURE: f"""data || '{{":f": {FUTURE_VERSION}}}'::jsonb""",
+}
+
+
+async def corrupt(store: SessionStore, key: str, how: str) -> None:
+    assert isinstance(store, PostgresStore)
+    if how not in CORRUPTIONS:
+        raise unknown(how)
+    await pool_of(store).execute(f'UPDATE "{store.table}" SET data = {CORRUPTIONS[how]} WHERE key = $1', key)
+
+
+async def strip_format(store: SessionStore, key: str) -> None:
+    assert isinstance(store, PostgresStore)
+    await pool_of(store).execute(f"""UPDATE "{store.table}" SET data = data - ':f' WHERE key = $1""", key)
+
+
 @pytest.fixture
 def backend_postgres() -> Iterator[Backend]:
     if not port_open(HOST, PORT):
@@ -69,7 +93,13 @@ def backend_postgres() -> Iterator[Backend]:
         "postgres",
         lambda: PostgresStore.from_url(url),
         url=url,
-        extra={"table": table, "dsn": DSN},
+        extra={
+            "table": table,
+            "dsn": DSN,
+            "corruptions": Corruptions(
+                corrupt, tuple(how for how in CORRUPTIONS if how != FUTURE), strip_format, cleanup_removes=True
+            ),
+        },
         age=age,
         dump=dump,
         from_url=PostgresStore.from_url,

@@ -14,6 +14,7 @@ from urllib.parse import quote
 import pytest
 
 from fastapi_sessions import SessionStore
+from tests.backends._corrupt import FUTURE, FUTURE_VERSION, Corruptions, unknown
 from tests.support import Backend, Driver, free_port, port_open, unavailable
 
 if TYPE_CHECKING:
@@ -78,6 +79,35 @@ async def age(store: SessionStore, key: str, seconds: float) -> None:
         await redis_store.client.execute_command("PEXPIRE", name, remaining - int(seconds * 1000))
 
 
+# A hash the store did not write (no ':v') is no session, without an error: tests/test_redis_store.py.
+CORRUPTIONS = ("not-json", "several-json-texts", "version-not-integer", "format-not-integer", "a-string", "a-list")
+
+
+async def corrupt(store: SessionStore, key: str, how: str) -> None:
+    client = redis_of(store).client
+    name = redis_of(store).session_key(key)
+    if how == "not-json":
+        await client.execute_command("HSET", name, "note", '{"secret": "s3cr3t"')
+    elif how == "several-json-texts":
+        await client.execute_command("HSET", name, "note", '"s3cr3t", "extra"')
+    elif how == "version-not-integer":
+        await client.execute_command("HSET", name, ":v", "s3cr3t")
+    elif how == "format-not-integer":
+        await client.execute_command("HSET", name, ":f", "s3cr3t")
+    elif how == FUTURE:
+        await client.execute_command("HSET", name, ":f", str(FUTURE_VERSION))
+    elif how in ("a-string", "a-list"):
+        await client.execute_command("DEL", name)
+        await client.execute_command(*(("SET", name) if how == "a-string" else ("RPUSH", name)), "s3cr3t")
+        await client.execute_command("PEXPIRE", name, 60_000)
+    else:
+        raise unknown(how)
+
+
+async def strip_format(store: SessionStore, key: str) -> None:
+    await redis_of(store).client.execute_command("HDEL", redis_of(store).session_key(key), ":f")
+
+
 def dumper(connect: Callable[[], Any]) -> Callable[[SessionStore], Any]:
     """Reads every key under the store's prefix, and what each holds, through a synchronous client."""
 
@@ -87,7 +117,12 @@ def dumper(connect: Callable[[], Any]) -> Callable[[SessionStore], Any]:
             found = []
             for name in client.scan_iter(match=f"{prefix}*", count=1000):
                 kind = client.type(name)
-                found.append((name, client.hgetall(name) if kind == b"hash" else client.smembers(name)))
+                if kind == b"hash":
+                    found.append((name, client.hgetall(name)))
+                elif kind == b"set":
+                    found.append((name, client.smembers(name)))
+                else:  # a corrupt record of the contract suite
+                    found.append((name, kind))
         return repr(found)
 
     return dump
@@ -103,7 +138,7 @@ def backend(name: str, url: str, prefix: str, connect: Callable[[], Any], query:
         name,
         lambda: RedisStore.from_url(full_url),
         url=full_url,
-        extra={"prefix": prefix},
+        extra={"prefix": prefix, "corruptions": Corruptions(corrupt, CORRUPTIONS, strip_format)},
         age=age,
         dump=dumper(connect),
         server_expires=True,

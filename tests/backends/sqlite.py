@@ -7,6 +7,7 @@ import pytest
 
 from fastapi_sessions import SessionStore
 from fastapi_sessions.stores.sqlite import SQLiteStore
+from tests.backends._corrupt import FUTURE, FUTURE_VERSION, Corruptions, unknown
 from tests.support import Backend
 
 BACKENDS = ["sqlite"]
@@ -29,6 +30,33 @@ async def dump(store: SessionStore) -> str:
     return repr(run_sql(store, "SELECT key, data, user_id FROM {table}"))
 
 
+# Each a SET clause, for the row of one key.
+CORRUPTIONS = {
+    "not-json": """data = '{"secret": "s3cr3t"'""",
+    "an-array": """data = '["s3cr3t"]'""",
+    "json-null": "data = 'null'",
+    "not-utf8": "data = CAST(X'7B2273336372337422FF7D' AS TEXT)",
+    "a-blob": "data = X'7B7D'",
+    "version-not-integer": "version = 's3cr3t'",
+    "user-a-blob": "user_id = X'FF'",
+    "format-not-integer": "format = 's3cr3t'",
+    FUTURE: f"format = {FUTURE_VERSION}",
+}
+
+
+async def corrupt(store: SessionStore, key: str, how: str) -> None:
+    if how not in CORRUPTIONS:
+        raise unknown(how)
+    assert isinstance(store, SQLiteStore)
+    with sqlite3.connect(store.path) as db:
+        db.execute(f'UPDATE "{store.table}" SET {CORRUPTIONS[how]} WHERE key = ?', (key,))
+    db.close()
+
+
+async def strip_format(store: SessionStore, key: str) -> None:
+    run_sql(store, "UPDATE {table} SET format = NULL WHERE key = ?", key)
+
+
 @pytest.fixture
 def backend_sqlite(tmp_path: Path) -> Backend:
     path = tmp_path / "sessions.db"
@@ -37,7 +65,12 @@ def backend_sqlite(tmp_path: Path) -> Backend:
         "sqlite",
         lambda: SQLiteStore.from_url(url),
         url=url,
-        extra={"path": path},
+        extra={
+            "path": path,
+            "corruptions": Corruptions(
+                corrupt, tuple(how for how in CORRUPTIONS if how != FUTURE), strip_format, cleanup_removes=True
+            ),
+        },
         age=age,
         dump=dump,
         from_url=SQLiteStore.from_url,

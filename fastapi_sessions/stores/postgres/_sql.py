@@ -4,6 +4,8 @@ import hashlib
 import re
 
 from fastapi_sessions.exceptions import SessionConfigError
+from fastapi_sessions.stores.base import FORMAT_VERSION
+from fastapi_sessions.stores.postgres._text import FORMAT_FIELD
 
 __all__ = ["Statements"]
 
@@ -11,6 +13,12 @@ _IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,62}")
 _MAX_IDENTIFIER = 63
 _LIVE = "expires_at > now()"
 _EXPIRY = "now() + make_interval(secs => $4)"
+# A record this release may write to: a JSON object, of its format (or of the release before formats).
+_WRITABLE = (
+    f"jsonb_typeof(data) = 'object' AND coalesce(data ->> '{FORMAT_FIELD}', '{FORMAT_VERSION}') = '{FORMAT_VERSION}'"
+)
+# A record no release can read: a JSON array, string, number or null, or a format version that is no number.
+_UNREADABLE = f"(jsonb_typeof(data) <> 'object' OR jsonb_typeof(data -> '{FORMAT_FIELD}') <> 'number')"
 
 
 def _quote_table(table: str) -> str:
@@ -59,15 +67,19 @@ class Statements:
         )
         update = (
             f"UPDATE {quoted} SET data = (data - $2::text[]) || $3::jsonb, version = version + 1, "
-            f"expires_at = {_EXPIRY} WHERE key = $1 AND {_LIVE}"
+            f"expires_at = {_EXPIRY} WHERE key = $1 AND {_LIVE} AND {_WRITABLE}"
         )
         self.update = f"{update} RETURNING version"
         self.update_versioned = f"{update} AND version = $5 RETURNING version"
-        self.exists = f"SELECT 1 FROM {quoted} WHERE key = $1 AND {_LIVE}"
+        self.exists = f"SELECT 1 FROM {quoted} WHERE key = $1 AND {_LIVE} AND {_WRITABLE}"
         self.delete = f"DELETE FROM {quoted} WHERE key = $1 RETURNING {_LIVE}"
         self.delete_live = f"DELETE FROM {quoted} WHERE key = $1 AND {_LIVE} RETURNING 1"
         self.user_keys = f"SELECT key FROM {quoted} WHERE user_id = $1 AND {_LIVE}"
         self.cleanup = (
             f"DELETE FROM {quoted} WHERE key IN "
             f"(SELECT key FROM {quoted} WHERE expires_at < now() LIMIT $1 FOR UPDATE SKIP LOCKED)"
+        )
+        self.cleanup_unreadable = (
+            f"DELETE FROM {quoted} WHERE key IN "
+            f"(SELECT key FROM {quoted} WHERE {_UNREADABLE} LIMIT $1 FOR UPDATE SKIP LOCKED)"
         )

@@ -10,9 +10,26 @@ import asyncpg
 
 from fastapi_sessions.exceptions import SessionConfigError, StoreError, StoreUnavailableError
 from fastapi_sessions.stores._url import Bool, Float, Int, StoreUrl, Text
-from fastapi_sessions.stores.base import SessionStore, StoredSession, UpdateResult, unavailable
+from fastapi_sessions.stores.base import (
+    FORMAT_VERSION,
+    SessionStore,
+    StoredSession,
+    UpdateResult,
+    decode_record,
+    readable,
+    unavailable,
+)
 from fastapi_sessions.stores.postgres._sql import Statements
-from fastapi_sessions.stores.postgres._text import dumps, escape_text, loads, stored_user, user_of
+from fastapi_sessions.stores.postgres._text import (
+    FORMAT_FIELD,
+    dumps,
+    escape_text,
+    field_name,
+    loads,
+    record,
+    stored_user,
+    user_of,
+)
 
 if TYPE_CHECKING:
     Pool = asyncpg.Pool[asyncpg.Record]
@@ -228,9 +245,7 @@ class PostgresStore(SessionStore):
         pool = await self._ready_pool()
         with self.translating("load"):
             row = await pool.fetchrow(self._sql.load, key)
-        if row is None:
-            return None
-        return StoredSession(loads(row[0]), row[1], user_of(row[2]))
+        return None if row is None else self._decode("load", tuple(row))
 
     async def load_many(self, keys: Sequence[str]) -> list[StoredSession | None]:
         if not keys:
@@ -238,13 +253,21 @@ class PostgresStore(SessionStore):
         pool = await self._ready_pool()
         with self.translating("load_many"):
             rows = await pool.fetch(self._sql.load_many, list(keys))
-        found = {row[0]: StoredSession(loads(row[1]), row[2], user_of(row[3])) for row in rows}
+        found = {row[0]: readable(lambda row: self._decode("load_many", tuple(row)[1:]), row) for row in rows}
         return [found.get(key) for key in keys]
+
+    def _decode(self, operation: str, row: Sequence[Any]) -> StoredSession:
+        """The session in a row of ``data, version, user_id``."""
+        document = loads(row[0])
+        format_version = document.pop(FORMAT_FIELD, None) if isinstance(document, dict) else None
+        return decode_record(
+            self, operation, data=document, version=row[1], user_id=user_of(row[2]), format_version=format_version
+        )
 
     async def create(self, key: str, data: Mapping[str, Any], *, ttl: float, user_id: str | None) -> None:
         pool = await self._ready_pool()
         with self.translating("create"):
-            await pool.execute(self._sql.create, key, dumps(data), stored_user(user_id), float(ttl))
+            await pool.execute(self._sql.create, key, record(data, FORMAT_VERSION), stored_user(user_id), float(ttl))
 
     async def update(
         self,
@@ -256,7 +279,7 @@ class PostgresStore(SessionStore):
         expected_version: int | None = None,
     ) -> UpdateResult:
         pool = await self._ready_pool()
-        names = [escape_text(name) for name in removed]
+        names = [field_name(name) for name in removed]
         with self.translating("update"):
             if expected_version is None:
                 version = await pool.fetchval(self._sql.update, key, names, dumps(changes), float(ttl))
@@ -287,7 +310,7 @@ class PostgresStore(SessionStore):
         old_user_id: str | None,
     ) -> bool:
         pool = await self._ready_pool()
-        payload = dumps(data)
+        payload = record(data, FORMAT_VERSION)
         with self.translating("replace"):
             async with pool.acquire() as connection, connection.transaction():
                 if await connection.fetchval(self._sql.delete_live, old_key) is None:
@@ -302,7 +325,7 @@ class PostgresStore(SessionStore):
         return [row[0] for row in rows]
 
     async def cleanup(self) -> int:
-        """Delete expired rows in batches of ``cleanup_batch``, returning how many were deleted.
+        """Delete expired rows, and rows no release can read, in batches of ``cleanup_batch``; return how many.
 
         Rows another worker is deleting at the same moment are skipped (``SKIP LOCKED``), so the
         cleanup tasks of several workers never wait for each other.
@@ -310,12 +333,14 @@ class PostgresStore(SessionStore):
         pool = await self._ready_pool()
         total = 0
         with self.translating("cleanup"):
-            while True:
-                status = await pool.execute(self._sql.cleanup, self.cleanup_batch)
-                deleted = int(status.split()[-1])
-                total += deleted
-                if deleted < self.cleanup_batch:
-                    return total
+            for statement in (self._sql.cleanup, self._sql.cleanup_unreadable):
+                while True:
+                    status = await pool.execute(statement, self.cleanup_batch)
+                    deleted = int(status.split()[-1])
+                    total += deleted
+                    if deleted < self.cleanup_batch:
+                        break
+        return total
 
 
 def _server_name(dsn: str) -> str:

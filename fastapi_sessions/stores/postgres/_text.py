@@ -1,11 +1,27 @@
-"""Text for PostgreSQL: jsonb and text columns cannot hold U+0000, so such strings are escaped, reversibly."""
+"""Text for PostgreSQL: jsonb and text columns cannot hold U+0000, so such strings are escaped, reversibly.
+
+The stored document also holds the record's format version under `FORMAT_FIELD`; a field name that
+begins with ``:`` is stored with one more, so no field reaches it.
+"""
 
 import json
 import re
 from collections.abc import Callable, Mapping
 from typing import Any
 
-__all__ = ["dumps", "escape_text", "loads", "stored_user", "unescape_text", "user_of"]
+__all__ = [
+    "FORMAT_FIELD",
+    "dumps",
+    "escape_text",
+    "field_name",
+    "loads",
+    "record",
+    "stored_user",
+    "unescape_text",
+    "user_of",
+]
+
+FORMAT_FIELD = ":f"
 
 # jsonb and text cannot hold U+0000. Strings containing it (or the escape character itself) are
 # stored with U+0000 as ESC "0" and ESC as ESC "1"; every other string is stored as it is.
@@ -35,16 +51,38 @@ def _walk(value: Any, convert: Callable[[str], str]) -> Any:
     return value
 
 
+def field_name(name: str) -> str:
+    """The name a field is stored under: escaped, and clear of the store's own ``:`` names."""
+    name = escape_text(name)
+    return ":" + name if name.startswith(":") else name
+
+
 def dumps(data: Mapping[str, Any]) -> str:
+    """The fields as a JSON object, to store or merge into a stored one."""
+    if any(name.startswith(":") for name in data):
+        data = {field_name(name) if name.startswith(":") else name: value for name, value in data.items()}
     text = json.dumps(data, separators=(",", ":"), ensure_ascii=False)
     if "\\u0000" in text or _ESC in text:
         text = json.dumps(_walk(data, escape_text), separators=(",", ":"), ensure_ascii=False)
     return text
 
 
-def loads(text: str) -> dict[str, Any]:
-    data: dict[str, Any] = json.loads(text)
-    return _walk(data, unescape_text) if _ESC in text else data
+def record(data: Mapping[str, Any], format_version: int) -> str:
+    """A whole record's document: its fields and its format version."""
+    text = dumps(data)
+    return (
+        f'{{"{FORMAT_FIELD}":{format_version},{text[1:]}' if len(text) > 2 else f'{{"{FORMAT_FIELD}":{format_version}}}'
+    )
+
+
+def loads(text: str) -> Any:
+    """The stored document: a dict of the fields and `FORMAT_FIELD`, unless it is corrupt."""
+    data = json.loads(text)
+    if _ESC in text:
+        data = _walk(data, unescape_text)
+    if isinstance(data, dict) and any(name.startswith("::") for name in data):
+        data = {name[1:] if name.startswith("::") else name: value for name, value in data.items()}
+    return data
 
 
 def stored_user(user_id: str | None) -> str | None:

@@ -186,6 +186,11 @@ class RespClient:
                 try:
                     for reply in [connection.request(_pack(tuple(command))) for command in setup]:
                         await reply
+                except AuthenticationError as exc:
+                    connection.abort()
+                    # The server's reason (WRONGPASS...), and who: never the password.
+                    user = self._username or "default"
+                    raise AuthenticationError(f"authentication as {user!r} refused: {exc}") from None
                 except BaseException:
                     connection.abort()
                     raise
@@ -220,8 +225,12 @@ class RespClient:
             connection.abort()  # a reply that late means a stuck connection: start afresh
             raise RedisTimeoutError(f"Redis at {self.where} did not answer in {self.command_timeout} s") from None
         except asyncio.CancelledError:
-            if not reply.done():
-                # The caller gave up (its own deadline): the reply may never come; don't queue behind it.
+            # The caller gave up (its own deadline, SESSION_STORE_TIMEOUT). Awaiting the reply in a
+            # cancelled task cancels the reply too, so it is done now without having arrived: the
+            # connection may be stalled (a frozen server, a half-open link), and every later command
+            # would queue behind it. Drop it, so the next command reconnects. A reply that did arrive
+            # just before the cancellation needs nothing dropped.
+            if reply.cancelled() or not reply.done():
                 connection.abort()
             raise
 
@@ -279,10 +288,15 @@ class RespPipeline:
         return self
 
     async def execute(self, raise_on_error: bool = True) -> list[Any]:
-        """Send the queued commands; an error reply raises (``raise_on_error`` is for redis-py's signature)."""
+        """Send the queued commands and return their replies; an error raises, or with ``raise_on_error`` off
+        takes the place of its reply, as in redis-py."""
         commands, self._commands = self._commands, []
-        replies = await asyncio.gather(*(self._client.execute_command(*command) for command in commands))
+        replies = await asyncio.gather(
+            *(self._client.execute_command(*command) for command in commands), return_exceptions=not raise_on_error
+        )
         return [
-            dict(zip(reply[::2], reply[1::2], strict=True)) if command[0] == "HGETALL" else reply
+            dict(zip(reply[::2], reply[1::2], strict=True))
+            if command[0] == "HGETALL" and not isinstance(reply, BaseException)
+            else reply
             for command, reply in zip(commands, replies, strict=True)
         ]

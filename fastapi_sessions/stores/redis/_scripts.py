@@ -6,6 +6,7 @@ from typing import Any
 
 from redis.exceptions import NoScriptError
 
+from fastapi_sessions.stores.base import FORMAT_VERSION
 from fastapi_sessions.stores.redis._protocol import RedisCommands
 
 __all__ = ["CREATE", "DELETE", "INDEX_ADD", "REPLACE", "SCRIPTS", "UPDATE", "Script"]
@@ -18,7 +19,9 @@ __all__ = ["CREATE", "DELETE", "INDEX_ADD", "REPLACE", "SCRIPTS", "UPDATE", "Scr
 # past the index's. So each write sets the index to expire twice the session's ttl from now, and
 # records that deadline in the session (':x', server time in ms); an update that would outlive it
 # returns the user ID, and the store then extends the index (a second command, once per ttl at most).
-_LUA_HELPERS = """
+_LUA_HELPERS = f"""
+local FORMAT = '{FORMAT_VERSION}'
+
 local function now_ms()
   local time = redis.call('TIME')
   return tonumber(time[1]) * 1000 + math.floor(tonumber(time[2]) / 1000)
@@ -33,9 +36,9 @@ local function write_session(key, index, first)
     redis.call('HSET', key, unpack(ARGV, i, math.min(i + 999, #ARGV)))
   end
   if ARGV[3] == '1' then
-    redis.call('HSET', key, ':v', 1, ':u', ARGV[2], ':x', string.format('%d', now_ms() + 2 * ttl))
+    redis.call('HSET', key, ':v', 1, ':f', FORMAT, ':u', ARGV[2], ':x', string.format('%d', now_ms() + 2 * ttl))
   else
-    redis.call('HSET', key, ':v', 1)
+    redis.call('HSET', key, ':v', 1, ':f', FORMAT)
   end
   redis.call('PEXPIRE', key, ttl)
   if index then
@@ -86,12 +89,14 @@ return 1
 
 # KEYS: the session hash. ARGV: ttl ms, expected version or '', number of removed names n, the n names,
 # then field/value pairs. Returns the new version, or the new version and the user ID when the user's
-# index must be extended; -1 if there is no session, -2 on a version mismatch.
+# index must be extended; -1 if there is no session, or none this release can write to (not a hash, a
+# version that is no integer, a newer format), -2 on a version mismatch.
 UPDATE = Script(
     _LUA_HELPERS
     + """
-local state = redis.call('HMGET', KEYS[1], ':v', ':u', ':x')
-if not state[1] then return -1 end
+local state = redis.pcall('HMGET', KEYS[1], ':v', ':u', ':x', ':f')
+if state.err or not state[1] or not string.match(state[1], '^%-?%d+$') then return -1 end
+if state[4] and state[4] ~= FORMAT then return -1 end
 if ARGV[2] ~= '' and ARGV[2] ~= state[1] then return -2 end
 local ttl = tonumber(ARGV[1])
 local last_removed = 3 + tonumber(ARGV[3])

@@ -1,8 +1,8 @@
 """`RedisStore`: sessions in Redis (one server, Sentinel or Cluster), one hash per session.
 
 - ``{prefix}{<key>}`` is a hash per session: a field per data field, its value as JSON, and the
-  store's own fields ``:v`` (version), ``:u`` (user ID) and ``:x`` (until when the user's index is
-  known to live). The braces make the key its own Cluster hash tag.
+  store's own fields ``:v`` (version), ``:f`` (format version), ``:u`` (user ID) and ``:x`` (until
+  when the user's index is known to live). The braces make the key its own Cluster hash tag.
 - ``{prefix}user:<hash of the user ID>`` is a set per user of the keys of the user's sessions.
 
 Every operation is one round trip: a load is one ``HGETALL``, a write one Lua script that sets the
@@ -25,13 +25,21 @@ from redis.exceptions import (
     ReadOnlyError,
     RedisClusterException,
     RedisError,
+    ResponseError,
     TryAgainError,
 )
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from fastapi_sessions.exceptions import SessionConfigError, StoreUnavailableError
-from fastapi_sessions.stores.base import SessionStore, StoredSession, UpdateResult
+from fastapi_sessions.stores.base import (
+    SessionStore,
+    StoredSession,
+    UpdateResult,
+    corrupt_record,
+    decode_record,
+    readable,
+)
 from fastapi_sessions.stores.redis._protocol import RedisCommands, describe_client, is_async_client, is_cluster
 from fastapi_sessions.stores.redis._scripts import CREATE, DELETE, INDEX_ADD, REPLACE, SCRIPTS, UPDATE
 from fastapi_sessions.stores.redis._url import RedisUrl
@@ -189,8 +197,13 @@ class RedisStore(SessionStore):
 
     async def load(self, key: str) -> StoredSession | None:
         with self.translating("load"):
-            raw = await self.client.hgetall(self.session_key(key))
-        return _decode(raw)
+            try:
+                raw = await self.client.hgetall(self.session_key(key))
+            except ResponseError as exc:
+                if not _wrong_type(exc):
+                    raise
+                raw = exc
+        return self._decode("load", raw)
 
     async def load_many(self, keys: Sequence[str]) -> list[StoredSession | None]:
         if not keys:
@@ -199,8 +212,64 @@ class RedisStore(SessionStore):
             pipe = self.client.pipeline(transaction=False)
             for key in keys:
                 pipe.hgetall(self.session_key(key))
-            results = await pipe.execute()
-        return [_decode(raw) for raw in results]
+            results = await pipe.execute(raise_on_error=False)
+            for result in results:  # an error other than a key of the wrong type fails them all
+                if isinstance(result, BaseException) and not _wrong_type(result):
+                    raise result
+        return [readable(lambda raw: self._decode("load_many", raw), raw) for raw in results]
+
+    def _decode(self, operation: str, raw: Mapping[Any, Any] | BaseException) -> StoredSession | None:
+        """The session in the reply to HGETALL: a hash of this store's fields, or an error for a key of another type."""
+        if isinstance(raw, BaseException):
+            if _wrong_type(raw):
+                raise corrupt_record(self, operation, "the key holds another type of Redis value than a hash")
+            raise raw
+        names: list[str] = []
+        values: list[Any] = []
+        version: Any = None
+        format_version: Any = None
+        user_id: Any = None
+        try:
+            for field, value in raw.items():  # reserved fields other than these are bookkeeping (':x')
+                name = field.decode() if isinstance(field, bytes) else field
+                if not name.startswith(":"):
+                    names.append(name)
+                    values.append(value)
+                elif name.startswith("::"):
+                    names.append(name[1:])
+                    values.append(value)
+                elif name == ":v":
+                    version = self._integer(operation, value, "version")
+                elif name == ":f":
+                    format_version = self._integer(operation, value, "format version")
+                elif name == ":u":
+                    user_id = value.decode() if isinstance(value, bytes) else value
+        except UnicodeDecodeError:
+            raise corrupt_record(self, operation, "a field name or the user ID is not UTF-8 text") from None
+        if version is None:  # a hash this store did not write (or no key): no session
+            return None
+        # Each value is a JSON text: parsing them as one array is one call into the C parser, not one per field.
+        if not values:
+            joined: bytes | str = "[]"
+        elif isinstance(values[0], bytes):
+            joined = b"[" + b",".join(values) + b"]"
+        else:
+            joined = "[" + ",".join(values) + "]"
+        return decode_record(
+            self,
+            operation,
+            data=joined,
+            version=version,
+            user_id=user_id,
+            format_version=format_version,
+            parse=lambda text: dict(zip(names, _json_decode(text), strict=True)),
+        )
+
+    def _integer(self, operation: str, value: bytes | str, what: str) -> int:
+        try:
+            return int(value)
+        except ValueError:
+            raise corrupt_record(self, operation, f"the {what} is not an integer") from None
 
     async def create(self, key: str, data: Mapping[str, Any], *, ttl: float, user_id: str | None) -> None:
         args = [_ttl_ms(ttl), user_id or "", "0" if user_id is None else "1", key, *_encode(data)]
@@ -321,27 +390,5 @@ def _encode(data: Mapping[str, Any]) -> list[str]:
     return args
 
 
-def _decode(raw: Mapping[Any, Any]) -> StoredSession | None:
-    names: list[str] = []
-    values: list[Any] = []
-    version: int | None = None
-    user_id: str | None = None
-    for field, value in raw.items():  # reserved fields other than ':v' and ':u' are bookkeeping (':x')
-        name = field.decode() if isinstance(field, bytes) else field
-        if not name.startswith(":"):
-            names.append(name)
-            values.append(value)
-        elif name.startswith("::"):
-            names.append(name[1:])
-            values.append(value)
-        elif name == ":v":
-            version = int(value)
-        elif name == ":u":
-            user_id = value.decode() if isinstance(value, bytes) else value
-    if version is None:  # no such key (an empty reply), or not a hash this store wrote
-        return None
-    # Each value is a JSON text: parsing them as one array is one call into the C parser, not one per field.
-    if not values:
-        return StoredSession({}, version, user_id)
-    joined = b"[" + b",".join(values) + b"]" if isinstance(values[0], bytes) else "[" + ",".join(values) + "]"
-    return StoredSession(dict(zip(names, _json_decode(joined), strict=True)), version, user_id)
+def _wrong_type(exc: BaseException) -> bool:
+    return isinstance(exc, ResponseError) and str(exc).startswith("WRONGTYPE")
