@@ -9,8 +9,9 @@ from typing import Any
 from pydantic_core import from_json, to_json
 
 from fastapi_sessions.exceptions import CorruptRecordError, SessionConfigError
+from fastapi_sessions.stores._records import FORMAT_VERSION, decode_record
 from fastapi_sessions.stores._url import Int, StoreUrl
-from fastapi_sessions.stores.base import FORMAT_VERSION, SessionStore, StoredSession, UpdateResult, decode_record
+from fastapi_sessions.stores.base import SessionStore, StoredSession, UpdateResult
 
 __all__ = ["MemoryStore"]
 

@@ -13,16 +13,9 @@ from typing import Any, ClassVar
 from urllib.parse import unquote
 
 from fastapi_sessions.exceptions import SessionConfigError, StoreError, StoreUnavailableError
+from fastapi_sessions.stores._records import FORMAT_VERSION, decode_record, readable
 from fastapi_sessions.stores._url import Bool, StoreUrl, Text
-from fastapi_sessions.stores.base import (
-    FORMAT_VERSION,
-    SessionStore,
-    StoredSession,
-    UpdateResult,
-    decode_record,
-    missing_driver,
-    readable,
-)
+from fastapi_sessions.stores.base import SessionStore, StoredSession, UpdateResult, missing_driver
 
 try:
     from pymongo import ASCENDING, AsyncMongoClient, MongoClient

@@ -13,15 +13,9 @@ from typing import Any, ClassVar, TypeVar
 from urllib.parse import unquote
 
 from fastapi_sessions.exceptions import CorruptRecordError, SessionConfigError, StoreUnavailableError
+from fastapi_sessions.stores._records import FORMAT_VERSION, decode_record, readable
 from fastapi_sessions.stores._url import Float, Int, StoreUrl, Text
-from fastapi_sessions.stores.base import (
-    FORMAT_VERSION,
-    SessionStore,
-    StoredSession,
-    UpdateResult,
-    decode_record,
-    readable,
-)
+from fastapi_sessions.stores.base import SessionStore, StoredSession, UpdateResult
 
 try:
     import sqlite3

@@ -4,7 +4,7 @@ import hashlib
 import re
 
 from fastapi_sessions.exceptions import SessionConfigError
-from fastapi_sessions.stores.base import FORMAT_VERSION
+from fastapi_sessions.stores._records import FORMAT_VERSION
 from fastapi_sessions.stores.postgres._text import FORMAT_FIELD
 
 __all__ = ["Statements"]

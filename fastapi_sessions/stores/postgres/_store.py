@@ -9,16 +9,9 @@ from typing import TYPE_CHECKING, Any, ClassVar
 import asyncpg
 
 from fastapi_sessions.exceptions import SessionConfigError, StoreError, StoreUnavailableError
+from fastapi_sessions.stores._records import FORMAT_VERSION, decode_record, readable
 from fastapi_sessions.stores._url import Bool, Float, Int, StoreUrl, Text
-from fastapi_sessions.stores.base import (
-    FORMAT_VERSION,
-    SessionStore,
-    StoredSession,
-    UpdateResult,
-    decode_record,
-    readable,
-    unavailable,
-)
+from fastapi_sessions.stores.base import SessionStore, StoredSession, UpdateResult, unavailable
 from fastapi_sessions.stores.postgres._sql import Statements
 from fastapi_sessions.stores.postgres._text import (
     FORMAT_FIELD,

@@ -6,7 +6,7 @@ from typing import Any
 
 from redis.exceptions import NoScriptError
 
-from fastapi_sessions.stores.base import FORMAT_VERSION
+from fastapi_sessions.stores._records import FORMAT_VERSION
 from fastapi_sessions.stores.redis._protocol import RedisCommands
 
 __all__ = ["CREATE", "DELETE", "INDEX_ADD", "REPLACE", "SCRIPTS", "UPDATE", "Script"]

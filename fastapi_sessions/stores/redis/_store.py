@@ -32,14 +32,8 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from fastapi_sessions.exceptions import SessionConfigError, StoreUnavailableError
-from fastapi_sessions.stores.base import (
-    SessionStore,
-    StoredSession,
-    UpdateResult,
-    corrupt_record,
-    decode_record,
-    readable,
-)
+from fastapi_sessions.stores._records import corrupt_record, decode_record, readable
+from fastapi_sessions.stores.base import SessionStore, StoredSession, UpdateResult
 from fastapi_sessions.stores.redis._protocol import RedisCommands, describe_client, is_async_client, is_cluster
 from fastapi_sessions.stores.redis._scripts import CREATE, DELETE, INDEX_ADD, REPLACE, SCRIPTS, UPDATE
 from fastapi_sessions.stores.redis._url import RedisUrl
