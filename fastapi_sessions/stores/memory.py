@@ -33,8 +33,9 @@ class MemoryStore(SessionStore):
     out whenever a request reaches another process: use Redis, PostgreSQL, MongoDB or SQLite there.
 
     Args:
-        max_entries: At most this many sessions are kept. When full, expired sessions are swept,
-            then the least recently used sessions are evicted.
+        max_entries: At most this many sessions are kept. When full, expired sessions are swept
+            (at most once per quarter of ``max_entries`` new sessions, so a full store still takes a
+            new session in constant time on average), then the least recently used are evicted.
         clock: Returns the current time in seconds; tests inject their own.
     """
 
@@ -48,6 +49,8 @@ class MemoryStore(SessionStore):
         self._clock = clock
         self._entries: OrderedDict[str, _Entry] = OrderedDict()
         self._users: dict[str, set[str]] = {}
+        self._sweep_every = max(max_entries // 4, 1)
+        self._created_since_sweep = self._sweep_every  # the first insert into a full store sweeps
 
     @classmethod
     def from_url(cls, url: str) -> "MemoryStore":
@@ -107,14 +110,16 @@ class MemoryStore(SessionStore):
         if len(self._entries) >= self.max_entries:
             self._make_room()
         self._entries[key] = _Entry(to_json(data), 1, user_id, self._clock() + ttl)
+        self._created_since_sweep += 1
         if user_id is not None:
             self._users.setdefault(user_id, set()).add(key)
 
     def _make_room(self) -> None:
-        now = self._clock()
-        for key, entry in list(self._entries.items()):
-            if entry.expires_at <= now:
-                self._drop(key, entry)
+        # A sweep reads every entry; paid for by the quarter of max_entries inserts between two
+        # sweeps, it costs O(1) per insert. In between, the least recently used entry goes.
+        if self._created_since_sweep >= self._sweep_every:
+            self._created_since_sweep = 0
+            self.sweep()
         while len(self._entries) >= self.max_entries:
             key, entry = next(iter(self._entries.items()))
             self._drop(key, entry)
@@ -156,6 +161,10 @@ class MemoryStore(SessionStore):
         return list(self._users.get(user_id, ()))
 
     async def cleanup(self) -> int:
+        return self.sweep()
+
+    def sweep(self) -> int:
+        """Remove every expired entry now; how many."""
         now = self._clock()
         expired = [(key, entry) for key, entry in self._entries.items() if entry.expires_at <= now]
         for key, entry in expired:
