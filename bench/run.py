@@ -689,8 +689,8 @@ def our_store_key(cookie: str) -> str:
     sys.path.insert(0, REPO)
     from fastapi_sessions.signing import store_key
 
-    value = cookie.split("=", 1)[1]
-    return store_key(value.rsplit(".", 1)[0])
+    name, value = cookie.split("=", 1)
+    return store_key(value.rsplit(".", 1)[0], name.removeprefix("__Host-"))
 
 
 # Report.

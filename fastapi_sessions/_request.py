@@ -15,7 +15,7 @@ from fastapi_sessions._encryption import DecryptionError
 from fastapi_sessions._metadata import AGENT, CREATED, CSRF, FLASH, IP, SEEN, is_metadata
 from fastapi_sessions.exceptions import CorruptRecordError, SessionConflictError
 from fastapi_sessions.model import FlashMessage, SessionModel
-from fastapi_sessions.signing import new_session_id, store_key
+from fastapi_sessions.signing import new_session_id
 from fastapi_sessions.stores.base import UpdateResult
 
 __all__ = ["RequestSession"]
@@ -344,7 +344,7 @@ class RequestSession:
         if user_id is not None and user_id != self.stored_user_id:
             await core.users.make_room(user_id, replacing=self.key)
         session_id = new_session_id()
-        key = store_key(session_id)
+        key = core.signer.store_key(session_id)
         ttl = policy.ttl(created, now)
         encoded = policy.encode(data, key)
         if self.key is None:

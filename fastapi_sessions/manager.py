@@ -70,6 +70,7 @@ class SessionManager(Generic[ModelT]):
         self.signer = CookieSigner(
             self.settings.secret_key.get_secret_value(),
             [key.get_secret_value() for key in self.settings.secret_key_fallbacks],
+            namespace=self.settings.session_namespace,
         )
         policy = SessionPolicy(model, self.settings, clock)
         gateway = StoreGateway(self.store, self.settings.store_timeout)

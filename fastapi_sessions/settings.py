@@ -75,6 +75,10 @@ class SessionSettings(BaseSettings):
             to `SessionManager`.
         cookie_name: ``SESSION_COOKIE_NAME``. Defaults to ``__Host-session`` when ``https_only`` is on
             and ``session`` when it is off.
+        namespace: ``SESSION_NAMESPACE``. Enters the cookie's signature and the store key, so two
+            managers sharing a secret and a store (a public site and its admin area) never accept
+            each other's cookies. Defaults to the cookie name without its ``__Host-`` or
+            ``__Secure-`` prefix. Changing it ends every session.
         max_age: ``SESSION_MAX_AGE``. Absolute lifetime in seconds, counted from the session's
             creation; activity, rolling and regeneration never extend it. Also the cookie's Max-Age.
         idle_timeout: ``SESSION_IDLE_TIMEOUT``. Seconds without activity after which the session is
@@ -125,6 +129,7 @@ class SessionSettings(BaseSettings):
     secret_key_fallbacks: Annotated[list[SecretStr], NoDecode] = Field(default_factory=list)
     store_url: str = "memory://"
     cookie_name: str | None = None
+    namespace: str | None = None
     max_age: int = Field(default=14 * 24 * 3600, gt=0)
     idle_timeout: int | None = Field(default=24 * 3600, gt=0)
     rolling: bool = True
@@ -236,6 +241,13 @@ class SessionSettings(BaseSettings):
                 "or an active session could go idle between two touches"
             )
         return self
+
+    @property
+    def session_namespace(self) -> str:
+        """The namespace in effect: ``namespace``, or the cookie name without its prefix."""
+        if self.namespace:
+            return self.namespace
+        return self.session_cookie_name.removeprefix("__Host-").removeprefix("__Secure-")
 
     @property
     def session_cookie_name(self) -> str:

@@ -27,12 +27,13 @@ def new_session_id() -> str:
     return secrets.token_urlsafe(_ID_BYTES)
 
 
-def store_key(session_id: str) -> str:
-    """Return the key a session is stored under: a hash of its ID, never the ID itself.
+def store_key(session_id: str, namespace: str) -> str:
+    """Return the key a session of ``namespace`` is stored under: a hash of its ID, never the ID itself.
 
-    A dump of the store therefore yields no usable session token.
+    A dump of the store therefore yields no usable session token, and two managers with different
+    namespaces never find each other's sessions, even in one store.
     """
-    return hashlib.blake2b(session_id.encode("ascii"), digest_size=20).hexdigest()
+    return hashlib.blake2b(session_id.encode("ascii"), digest_size=20, key=namespace.encode("utf-8")[:64]).hexdigest()
 
 
 class UnsignedId(NamedTuple):
@@ -48,27 +49,35 @@ class UnsignedId(NamedTuple):
 class CookieSigner:
     """Signs session IDs for the cookie and verifies them, with key rotation.
 
-    The cookie value is exactly what ``itsdangerous.Signer(key, salt="fastapi_sessions.cookie",
+    The cookie value is exactly what ``itsdangerous.Signer(key, salt=f"fastapi_sessions.cookie:{namespace}",
     key_derivation="hmac", digest_method=hashlib.sha256)`` produces and accepts. The derived keys are
     computed once here instead of on every request, which keeps verification to one HMAC.
 
     Args:
         secret_key: The current key; every new cookie is signed with it.
         fallbacks: Older keys still accepted for verification.
+        namespace: Enters the signature and the store key: a cookie of one namespace is no cookie to
+            a manager of another, even with the same secret and store.
     """
 
     salt = "fastapi_sessions.cookie"
 
-    def __init__(self, secret_key: str, fallbacks: Sequence[str] = ()) -> None:
-        self._keys = [self._derive(key) for key in (secret_key, *fallbacks)]
+    def __init__(self, secret_key: str, fallbacks: Sequence[str] = (), *, namespace: str = "session") -> None:
+        self.namespace = namespace
+        self._keys = [self._derive(key, namespace) for key in (secret_key, *fallbacks)]
         # Cookies that verified, so a returning client costs a dict lookup instead of an HMAC. Only
         # values this server signed get in, so random cookies cannot fill it.
         self._verified: dict[str, UnsignedId] = {}
         self._log_salt = hashlib.blake2b(secret_key.encode(), digest_size=16, person=b"fs-log-id").digest()
 
     @classmethod
-    def _derive(cls, secret_key: str) -> bytes:
-        return Signer(secret_key, salt=cls.salt, key_derivation="hmac", digest_method=hashlib.sha256).derive_key()
+    def _derive(cls, secret_key: str, namespace: str) -> bytes:
+        salt = f"{cls.salt}:{namespace}"
+        return Signer(secret_key, salt=salt, key_derivation="hmac", digest_method=hashlib.sha256).derive_key()
+
+    def store_key(self, session_id: str) -> str:
+        """The key the session ``session_id`` of this namespace is stored under (`store_key`)."""
+        return store_key(session_id, self.namespace)
 
     def sign(self, session_id: str) -> str:
         """Return the cookie value for ``session_id``."""
@@ -89,7 +98,7 @@ class CookieSigner:
             # Compared as text, not as decoded bytes: base64 leaves 2 spare bits in the last character,
             # and only the one encoding this server issues may verify.
             if hmac.compare_digest(base64_encode(hmac.digest(key, message, "sha256")), sent):
-                verified = UnsignedId(session_id, index > 0, store_key(session_id))
+                verified = UnsignedId(session_id, index > 0, store_key(session_id, self.namespace))
                 if len(self._verified) >= _VERIFIED_CACHE_SIZE:
                     self._verified.clear()
                 self._verified[value] = verified

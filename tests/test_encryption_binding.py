@@ -13,7 +13,6 @@ from fastapi import Depends, FastAPI
 from fastapi.testclient import TestClient
 
 from fastapi_sessions import AuthSession, MemoryStore, SessionConfigError, SessionManager, SessionSettings
-from fastapi_sessions.signing import store_key
 
 pytest.importorskip("cryptography")
 
@@ -52,7 +51,7 @@ class App:
     def key_of(self, client: TestClient) -> str:
         unsigned = self.sessions.signer.unsign(client.cookies[self.sessions.cookie_name])
         assert unsigned is not None
-        return store_key(unsigned.session_id)
+        return unsigned.key
 
     async def raw(self, key: str) -> dict[str, object]:
         record = await self.store.load(key)

@@ -48,8 +48,9 @@ def test_unsign_never_raises(value: str) -> None:
 @FAST
 @given(ids)
 def test_sign_unsign_round_trip(session_id: str) -> None:
-    assert signer.unsign(signer.sign(session_id)) == (session_id, False, store_key(session_id))
-    assert signer.unsign(CookieSigner(OTHER_SECRET).sign(session_id)) == (session_id, True, store_key(session_id))
+    key = store_key(session_id, signer.namespace)
+    assert signer.unsign(signer.sign(session_id)) == (session_id, False, key)
+    assert signer.unsign(CookieSigner(OTHER_SECRET).sign(session_id)) == (session_id, True, key)
     assert CookieSigner(SECRET).unsign(CookieSigner(OTHER_SECRET).sign(session_id)) is None
 
 
@@ -132,7 +133,7 @@ class SessionLifecycle(RuleBasedStateMachine):
     def live(self, cookie: str) -> bool:
         unsigned = self.sessions.signer.unsign(cookie)
         assert unsigned is not None
-        return run(self.client, lambda: self.memory.load(store_key(unsigned.session_id))) is not None
+        return run(self.client, lambda: self.memory.load(unsigned.key)) is not None
 
     def retire(self, index: int, before: str | None) -> None:
         """After a step that must kill ``before``: check it is dead and remember it for replays."""

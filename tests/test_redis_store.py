@@ -21,7 +21,6 @@ from fastapi_sessions import (
     StoreUnavailableError,
     UpdateResult,
 )
-from fastapi_sessions.signing import store_key
 from fastapi_sessions.stores.redis import RedisStore
 from tests.backends.redis import FAST, SHARED_PORT
 from tests.redis_servers import HOST, SENTINEL_SERVICE, RedisServer, redis_cluster, redis_sentinel
@@ -63,7 +62,7 @@ def test_http_login_stores_one_hash_and_one_index(backend_redis: Backend, shared
         assert unsigned is not None
         session_id = unsigned.session_id
 
-        session_key = f"{prefix}{{{store_key(session_id)}}}"
+        session_key = f"{prefix}{{{sessions.signer.store_key(session_id)}}}"
         index_key = RedisStore(Redis(), prefix=prefix).user_index_key("alice*")
         assert keys_of(shared, prefix) == sorted([session_key, index_key])
         assert re.fullmatch(re.escape(prefix) + r"user:[0-9a-f]{40}", index_key)
@@ -73,7 +72,7 @@ def test_http_login_stores_one_hash_and_one_index(backend_redis: Backend, shared
         fields = shared.hgetall(session_key)
         assert fields[":v"] == "1" and fields[":u"] == "alice*"
         assert fields["user_id"] == '"alice*"'
-        assert shared.smembers(index_key) == {store_key(session_id)}
+        assert shared.smembers(index_key) == {sessions.signer.store_key(session_id)}
 
         assert test_client.get("/me").json() == {"user": "alice*"}
 

@@ -14,7 +14,7 @@ import pytest
 from fastapi import Depends, FastAPI
 
 from fastapi_sessions import AuthSession, CorruptRecordError, SessionManager, SessionStore, UpdateResult
-from fastapi_sessions.signing import new_session_id, store_key
+from fastapi_sessions.signing import new_session_id
 from tests.backends._corrupt import FUTURE, FUTURE_VERSION, Corruptions
 from tests.support import Backend, client, login_app, make_manager
 
@@ -144,7 +144,7 @@ def test_a_cookie_naming_a_corrupt_record_gets_a_new_anonymous_session(
             session_id = new_session_id()
             # A record the library itself wrote for alice, then spoiled.
             record = {"_created": time.time(), "_seen": time.time(), "user_id": "alice", "note": SECRET_VALUE}
-            browser.portal.call(plant, store, corruptions, store_key(session_id), how, record)
+            browser.portal.call(plant, store, corruptions, sessions.signer.store_key(session_id), how, record)
             caplog.clear()
             caplog.set_level(logging.INFO, "fastapi_sessions")
             cookie = f"{sessions.cookie_name}={sessions.signer.sign(session_id)}"

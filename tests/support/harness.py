@@ -15,7 +15,6 @@ from starlette.applications import Starlette
 from starlette.routing import Mount
 
 from fastapi_sessions import SessionInfo, SessionManager, SessionStore, StoredSession
-from fastapi_sessions.signing import store_key
 from tests.support.app import UserSession, build_app
 from tests.support.backend import Backend
 from tests.support.browser import BASE_URL, Browser, client
@@ -41,7 +40,7 @@ def key_of(manager: SessionManager[Any], cookie: str) -> str:
     """The store key of the session a cookie names."""
     unsigned = manager.signer.unsign(cookie)
     assert unsigned is not None
-    return store_key(unsigned.session_id)
+    return unsigned.key
 
 
 def stored(test_client: TestClient, store: SessionStore, manager: SessionManager[Any], cookie: str) -> Any:
