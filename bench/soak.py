@@ -25,7 +25,7 @@ import sys
 import tempfile
 import time
 from collections import Counter
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Coroutine, Iterator
 
 import httpx
 from run import APPS, REPO, free_port, wait_port
@@ -268,13 +268,17 @@ async def store_url(store: str, workdir: str) -> AsyncIterator[tuple[str, dict[s
         try:
             yield f"{REDIS_BASE}?prefix={prefix}", {}
         finally:
-            client = redis.asyncio.Redis.from_url(REDIS_BASE)
-            try:
-                keys = [key async for key in client.scan_iter(match=f"{prefix}*", count=1000)]
-                for start in range(0, len(keys), 1000):
-                    await client.delete(*keys[start : start + 1000])
-            finally:
-                await client.aclose()
+
+            async def drop_keys() -> None:
+                client = redis.asyncio.Redis.from_url(REDIS_BASE)
+                try:
+                    keys = [key async for key in client.scan_iter(match=f"{prefix}*", count=1000)]
+                    for start in range(0, len(keys), 1000):
+                        await client.delete(*keys[start : start + 1000])
+                finally:
+                    await client.aclose()
+
+            await clean_up(drop_keys(), f"Redis keys {prefix}*")
     elif store == "postgres":
         import asyncpg
 
@@ -282,13 +286,25 @@ async def store_url(store: str, workdir: str) -> AsyncIterator[tuple[str, dict[s
         try:
             yield f"{POSTGRES_BASE}?table={table}", {}
         finally:
-            connection = await asyncpg.connect(POSTGRES_BASE)
-            try:
-                await connection.execute(f"DROP TABLE IF EXISTS {table}")
-            finally:
-                await connection.close()
+
+            async def drop_table() -> None:
+                connection = await asyncpg.connect(POSTGRES_BASE)
+                try:
+                    await connection.execute(f"DROP TABLE IF EXISTS {table}")
+                finally:
+                    await connection.close()
+
+            await clean_up(drop_table(), f"PostgreSQL table {table}")
     else:
         raise SystemExit(f"unknown store {store!r}: choose from {', '.join(STORES)}")
+
+
+async def clean_up(removal: Coroutine[None, None, None], what: str) -> None:
+    """Remove a run's data; a failure is reported, not raised, so it never hides why the run stopped."""
+    try:
+        await removal
+    except Exception as exc:
+        print(f"warning: could not remove the {what}: {type(exc).__name__}: {exc}", file=sys.stderr)
 
 
 @contextlib.contextmanager
@@ -497,15 +513,20 @@ def main() -> int:
         parser.error(f"--stores takes names from {', '.join(STORES)}; --seconds a positive number")
     lines = header(args, stores)
     print("\n".join(lines), flush=True)
-    results = []
+    results: list[Result] = []
+    failed: list[str] = []
     with tempfile.TemporaryDirectory(prefix="fastapi-sessions-soak-") as workdir:
         for store in stores:
-            result = asyncio.run(run_store(store, args.seconds, args.strict_updates, workdir))
+            try:
+                result = asyncio.run(run_store(store, args.seconds, args.strict_updates, workdir))
+            except Exception as exc:  # one store down must not hide the others' figures
+                failed.append(store)
+                print(f"### {store}: not measured ({type(exc).__name__}: {exc})\n", flush=True)
+                continue
             results.append(result)
-            block = report(result)
-            print("\n".join(block), flush=True)
+            print("\n".join(report(result)), flush=True)
     print("\n".join(summary(results)))
-    return 0
+    return 1 if failed else 0
 
 
 if __name__ == "__main__":
