@@ -94,8 +94,9 @@ class DataCipher:
                 continue
             if not isinstance(value, str) or not value.startswith(_PREFIX):
                 raise DecryptionError(f"field {name!r} is not encrypted")
+            encoded = value[len(_PREFIX) :]
             try:
-                token = base64.urlsafe_b64decode(value[len(_PREFIX) :] + "=" * (-len(value) % 4))
+                token = base64.urlsafe_b64decode(encoded + "=" * (-len(encoded) % 4))
             except (binascii.Error, ValueError):
                 raise DecryptionError(f"field {name!r} is not encrypted") from None
             aead = self._ring.get(token[:_KEY_ID_BYTES])

@@ -133,3 +133,12 @@ def test_key_rotation_reads_old_fields_and_a_retired_key_reads_nothing() -> None
 def test_a_malformed_key_is_refused_at_startup_naming_the_setting(key: str) -> None:
     with pytest.raises(SessionConfigError, match="SESSION_ENCRYPTION_KEYS"):
         App([key])
+
+
+@pytest.mark.parametrize("value", ["plain text", 42, "v2.*not*base64*", "v2.AAAAAAAAAAAAAAAAAAAAAAAAAAAA"])
+def test_a_field_that_is_not_a_ciphertext_of_this_ring_is_no_session(
+    site: tuple[App, TestClient, TestClient], value: object
+) -> None:
+    app, _, user = site
+    asyncio.run(app.overwrite(app.key_of(user), {"nickname": value}))
+    assert user.get("/me").json()["user"] is None
