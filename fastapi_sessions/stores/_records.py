@@ -1,15 +1,12 @@
 """The records stores keep: their format version, and the checks that turn a raw record into a `StoredSession`."""
 
-import logging
 from collections.abc import Callable
 from typing import Any, TypeVar
 
 from fastapi_sessions.exceptions import CorruptRecordError
-from fastapi_sessions.stores.base import SessionStore, StoredSession
+from fastapi_sessions.stores.base import SessionStore, StoredSession, log_skipped
 
 __all__ = ["FORMAT_VERSION", "corrupt_record", "decode_record", "readable"]
-
-logger = logging.getLogger("fastapi_sessions")
 
 T = TypeVar("T")
 
@@ -97,9 +94,5 @@ def readable(decode: Callable[[T], StoredSession | None], raw: T) -> StoredSessi
     try:
         return decode(raw)
     except CorruptRecordError as exc:
-        _skipped(exc)
+        log_skipped(exc)
         return None
-
-
-def _skipped(exc: CorruptRecordError) -> None:
-    logger.warning("%s; skipped", exc)

@@ -176,7 +176,7 @@ class SessionStore(abc.ABC):
         try:
             return await self.load(key)
         except CorruptRecordError as exc:
-            logger.warning("%s; skipped", exc)
+            log_skipped(exc)
             return None
 
     async def cleanup(self) -> int:
@@ -296,6 +296,11 @@ def unavailable(store: SessionStore, operation: str, exc: BaseException) -> Stor
     return StoreUnavailableError(
         f"{type(store).__name__}: {operation} at {store.location} failed: {store.describe_error(exc)}"
     )
+
+
+def log_skipped(exc: CorruptRecordError) -> None:
+    """The log line of a record `SessionStore.load_many` leaves out because it cannot be read."""
+    logger.warning("%s; skipped", exc)
 
 
 def missing_driver(extra: str, package: str) -> ImportError:
