@@ -1,6 +1,8 @@
 """Typed, store-backed server-side sessions for FastAPI."""
 
 from fastapi_sessions.__version__ import __version__ as __version__
+from fastapi_sessions._merge import Counter as Counter
+from fastapi_sessions._merge import Delta as Delta
 from fastapi_sessions._registry import SessionInfo as SessionInfo
 from fastapi_sessions.exceptions import CorruptRecordError as CorruptRecordError
 from fastapi_sessions.exceptions import SessionConfigError as SessionConfigError
@@ -28,7 +30,9 @@ from fastapi_sessions.stores import store_from_url as store_from_url
 __all__ = [
     "AuthSession",
     "CorruptRecordError",
+    "Counter",
     "CsrfGuard",
+    "Delta",
     "FlashMessage",
     "MemoryStore",
     "SessionConfigError",

@@ -1,9 +1,11 @@
 """`SessionCore`: the small set of parts a request's session, the guards and the middleware work with."""
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 from fastapi_sessions._cookies import CookieReader, CookieWriter
 from fastapi_sessions._gateway import StoreGateway
+from fastapi_sessions._merge import Schema
 from fastapi_sessions._policy import SessionPolicy
 from fastapi_sessions._registry import UserSessions
 from fastapi_sessions.model import SessionModel
@@ -27,6 +29,7 @@ class SessionCore:
         cookie_writer: Builds its ``Set-Cookie`` headers.
         users: Per-user session control.
         scope_key: Where a request's session lives in its ASGI scope.
+        field_schemas: How each model field merges with a concurrent change (`schema_of_model`).
     """
 
     model_cls: type[SessionModel]
@@ -38,3 +41,4 @@ class SessionCore:
     cookie_writer: CookieWriter
     users: UserSessions
     scope_key: str
+    field_schemas: Mapping[str, Schema]

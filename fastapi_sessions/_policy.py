@@ -99,9 +99,16 @@ class SessionPolicy:
             DecryptionError: a field does not decrypt with any key, for this session and field.
             ValidationError: the data no longer fits the model (it changed since the record was written).
         """
-        if self._cipher:
-            data = self._cipher.decrypt_fields(data, key)
+        data = self.decrypt(data, key)
         return data, self.model_cls.model_validate(data)
+
+    def decrypt(self, data: dict[str, Any], key: str) -> dict[str, Any]:
+        """The fields of the record ``key`` in clear (unchanged without ``encryption_keys``).
+
+        Raises:
+            DecryptionError: a field does not decrypt with any key, for this session and field.
+        """
+        return self._cipher.decrypt_fields(data, key) if self._cipher else data
 
 
 def _unencodable(data: dict[str, Any]) -> str:

@@ -12,6 +12,7 @@ from starlette.types import Scope
 from fastapi_sessions._commit import Action, CommitFacts, CommitPlan, plan_commit
 from fastapi_sessions._core import SessionCore
 from fastapi_sessions._encryption import DecryptionError
+from fastapi_sessions._merge import MISSING, PLAIN, Patch, Replace, diff
 from fastapi_sessions._metadata import AGENT, CREATED, CSRF, FLASH, IP, SEEN, is_metadata
 from fastapi_sessions.exceptions import CorruptRecordError, SessionConflictError
 from fastapi_sessions.model import FlashMessage, SessionModel
@@ -22,7 +23,8 @@ __all__ = ["RequestSession"]
 
 logger = logging.getLogger("fastapi_sessions")
 
-_MISSING: Any = object()
+_MERGE_ATTEMPTS = 16
+"""Commits one request tries before answering 409: each failed one means another request's commit landed."""
 _MAX_AGENT_LENGTH = 256
 _NO_HEADERS: list[tuple[bytes, bytes]] = []
 
@@ -209,6 +211,8 @@ class RequestSession:
         return self.core.policy.now_datetime()
 
     def _set_meta(self, name: str, value: Any) -> None:
+        if self.meta is self.stored_data:
+            self.meta = dict(self.meta)  # the loaded record stays as loaded: the base of a merge
         self.meta[name] = value
         self._meta_changes[name] = value
 
@@ -249,12 +253,18 @@ class RequestSession:
         now = self.core.policy.clock()
         if self._destroy:
             current: dict[str, Any] = {}
-            changes: dict[str, Any] = {}
+            changes: dict[str, Patch] = {}
             facts = CommitFacts(stored=self.key is not None, cookie_present=self.cookie_present, destroy=True)
         else:
             current = model.model_dump(mode="json")
             stored = self.stored_data
-            changes = {name: value for name, value in current.items() if stored.get(name, _MISSING) != value}
+            schemas = self.core.field_schemas
+            changes = {
+                name: patch
+                for name, value in current.items()
+                if stored.get(name, MISSING) != value
+                and (patch := diff(stored.get(name, MISSING), value, schemas.get(name, PLAIN))) is not None
+            }
             privileged = model.privileged_fields
             facts = CommitFacts(
                 stored=self.key is not None,
@@ -269,7 +279,7 @@ class RequestSession:
         return await self._apply(plan_commit(facts), current, changes, now)
 
     async def _apply(
-        self, plan: CommitPlan, current: dict[str, Any], changes: dict[str, Any], now: float
+        self, plan: CommitPlan, current: dict[str, Any], changes: dict[str, Patch], now: float
     ) -> list[tuple[bytes, bytes]]:
         action = plan.action
         if action is Action.NOTHING:
@@ -297,26 +307,53 @@ class RequestSession:
             self.key = None
         return [(b"set-cookie", core.cookie_writer.clear())] if clear_cookie else _NO_HEADERS
 
-    async def _update(self, current: dict[str, Any], changes: dict[str, Any], now: float) -> bool:
-        """Write the changes; whether the session was still there to take them."""
+    async def _update(self, current: dict[str, Any], changes: dict[str, Patch], now: float) -> bool:
+        """Write the changes, merged into what other requests wrote meanwhile; whether the session was still there."""
         assert self.key is not None
         core = self.core
         policy = core.policy
         stored = self.stored_data
+        strict = core.settings.strict_updates
         # Fields the model no longer has (it changed since the session was stored) go with any write.
         removed = [name for name in stored if name not in current and not is_metadata(name)]
-        update = {**changes, **self._meta_changes, SEEN: now}
-        policy.check_size({**stored, **update})
-        expected = self.version if core.settings.strict_updates else None
-        result = await core.gateway.update(
-            self.key,
-            policy.encode(update, self.key),
-            removed=removed,
-            ttl=policy.ttl(self.meta.get(CREATED, now), now),
-            expected_version=expected,
-        )
-        if result is UpdateResult.CONFLICT:
-            raise SessionConflictError("the session was changed by another request; retry")
+        patches = dict(changes)
+        for name, value in self._meta_changes.items():
+            patch = diff(stored.get(name, [] if name == FLASH else MISSING), value)  # no queue is an empty one
+            if patch is not None:
+                patches[name] = patch
+        update = {name: patch.ours for name, patch in patches.items()}
+        update[SEEN] = now
+        # Replacing whole values needs no merge: the last writer wins, one blind write. Anything
+        # finer (a dict key, list items, set members, a counter), or a strict check, is written only
+        # over the version this request loaded, and merged into the newer one otherwise.
+        merging = strict or not all(type(patch) is Replace for patch in patches.values())
+        expected = self.version if merging else None
+        base = stored
+        for _ in range(_MERGE_ATTEMPTS):
+            policy.check_size({**base, **update})
+            result = await core.gateway.update(
+                self.key,
+                policy.encode(update, self.key),
+                removed=removed,
+                ttl=policy.ttl(self.meta.get(CREATED, now), now),
+                expected_version=expected,
+            )
+            if result is not UpdateResult.CONFLICT:
+                break
+            newer = await self._reload()
+            if newer is None:
+                result = UpdateResult.MISSING
+                break
+            base, expected = newer
+            update, conflicts = _rebase(patches, base, now)
+            if strict and conflicts:
+                raise SessionConflictError(
+                    f"another request changed {', '.join(map(repr, sorted(conflicts)))} of this session first; retry"
+                )
+        else:
+            raise SessionConflictError(
+                f"the session changed under {_MERGE_ATTEMPTS} commits of this request in a row; retry"
+            )
         if result is UpdateResult.MISSING:
             # Logged out or regenerated by another request meanwhile: that decision stands. No
             # Set-Cookie: the request that deleted it already answered for the cookie, and a login
@@ -326,6 +363,21 @@ class RequestSession:
             )
             return False
         return True
+
+    async def _reload(self) -> tuple[dict[str, Any], int] | None:
+        """The record as another request left it, in clear, with its version; ``None`` if it is gone or unreadable."""
+        assert self.key is not None
+        core = self.core
+        try:
+            stored = await core.gateway.load(self.key)
+            if stored is None:
+                return None
+            return core.policy.decrypt(stored.data, self.key), stored.version
+        except (CorruptRecordError, DecryptionError) as exc:
+            logger.warning(
+                "session changes dropped: %s became unreadable: %s", core.signer.log_id(self.session_id or ""), exc
+            )
+            return None
 
     async def _store_new(self, current: dict[str, Any], now: float, *, created: float) -> list[tuple[bytes, bytes]]:
         core = self.core
@@ -370,6 +422,19 @@ class RequestSession:
         core = self.core
         max_age = max(core.policy.cookie_max_age(created, now), minimum)
         return (b"set-cookie", core.cookie_writer.set(core.signer.sign(self.session_id), max_age))
+
+
+def _rebase(patches: dict[str, Patch], theirs: dict[str, Any], now: float) -> tuple[dict[str, Any], list[str]]:
+    """The request's changes replayed on ``theirs``; and the model fields both changed (true conflicts)."""
+    update: dict[str, Any] = {}
+    conflicts = []
+    for name, patch in patches.items():
+        value, conflict = patch.apply(theirs.get(name, MISSING))
+        update[name] = value
+        if conflict and not is_metadata(name):
+            conflicts.append(name)
+    update[SEEN] = now
+    return update, conflicts
 
 
 def _header(scope: Scope, name: bytes) -> str | None:

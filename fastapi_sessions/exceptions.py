@@ -7,7 +7,7 @@ The tree::
     ├── SessionNotBoundError      a session method was called on a model that no request loaded
     ├── SessionDataTooLargeError  the session data does not fit the store's or the cookie's limit
     ├── SessionEncodingError      the session data holds text that is not valid Unicode (HTTP 422)
-    ├── SessionConflictError      strict updates: another request changed the session first (HTTP 409)
+    ├── SessionConflictError      a commit could not merge with another request's (HTTP 409)
     ├── SessionLimitError         the user has max_sessions_per_user sessions and the policy is refuse (HTTP 409)
     └── StoreError                a store could not do what was asked
         ├── StoreUnavailableError the store is unreachable or timed out (HTTP 503)
@@ -43,7 +43,11 @@ class SessionEncodingError(SessionError, ValueError):
 
 
 class SessionConflictError(SessionError):
-    """Another request changed a field of this session first (only with ``strict_updates``)."""
+    """A commit could not be merged with another request's (HTTP 409).
+
+    With ``strict_updates``, another request set the same scalar first; in any mode, the session
+    kept changing under this commit for as many tries as it makes.
+    """
 
 
 class SessionLimitError(SessionError):

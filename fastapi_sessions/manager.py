@@ -15,6 +15,7 @@ from fastapi_sessions._cookies import CookieReader, CookieWriter
 from fastapi_sessions._core import SessionCore
 from fastapi_sessions._gateway import StoreGateway
 from fastapi_sessions._logs import printable
+from fastapi_sessions._merge import schema_of_model
 from fastapi_sessions._middleware import SessionMiddleware
 from fastapi_sessions._policy import SessionPolicy
 from fastapi_sessions._registry import SessionInfo, UserSessions
@@ -89,6 +90,7 @@ class SessionManager(Generic[ModelT]):
                 limit_policy=self.settings.limit_policy,
             ),
             scope_key=f"fastapi_sessions.{id(self):x}",
+            field_schemas=schema_of_model(model),
         )
 
     @property

@@ -99,9 +99,9 @@ class SessionSettings(BaseSettings):
         persistent: ``SESSION_PERSISTENT``. Give the cookie a Max-Age (the time left of ``max_age``) so
             it survives a browser restart. ``False`` sends a browser-session cookie, dropped when the
             browser closes; the server-side timeouts apply either way.
-        strict_updates: ``SESSION_STRICT_UPDATES``. Detect two requests changing the same session at
-            once by its version number and answer the later one with 409. Off by default: changes
-            to different fields all persist and the last writer of a field wins.
+        strict_updates: ``SESSION_STRICT_UPDATES``. Answer 409 when two requests set the same
+            scalar of one session at once (a true conflict; every other concurrent change merges).
+            Off by default: the last writer of that scalar wins.
         store_timeout: ``SESSION_STORE_TIMEOUT``. Seconds a store operation may take before the
             store counts as unavailable (503).
         retry_after: ``SESSION_RETRY_AFTER``. The ``Retry-After`` seconds sent with a 503.
