@@ -10,16 +10,16 @@ from typing import Annotated
 from fastapi import Depends, FastAPI
 
 import fastapi_sessions
-from fastapi_sessions import AuthSession, SessionManager
+from fastapi_sessions import AuthSession, Counter, SessionManager
 from fastapi_sessions.stores import SessionStore
 
 assert "site-packages" not in fastapi_sessions.__file__, fastapi_sessions.__file__
 
 
 class SoakSession(AuthSession):
-    """A top-level counter, a dict with one key per client, and a list every client appends to."""
+    """A counter (`Counter`: concurrent increments add up), a dict with one key per client, and a list every client appends to."""
 
-    hits: int = 0
+    hits: Counter = 0
     counts: dict[str, int] = {}
     items: list[str] = []
 
