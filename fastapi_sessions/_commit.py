@@ -41,6 +41,8 @@ class CommitFacts:
         changed: A model field or a metadata value (CSRF token, flash messages) changed.
         touch_due: ``rolling`` is on and the last touch is ``touch_after`` old.
         stale_cookie: The cookie was signed with a fallback key.
+        lifetime_changed: The route gave the session a lifetime of its own (`SessionModel.set_expiry`),
+            which the cookie's Max-Age (or its absence) must follow.
     """
 
     stored: bool
@@ -52,6 +54,7 @@ class CommitFacts:
     changed: bool = False
     touch_due: bool = False
     stale_cookie: bool = False
+    lifetime_changed: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,7 +65,8 @@ class CommitPlan:
         action: The store operation.
         clear_cookie: With `Action.DESTROY`, expire the browser's cookie.
         rotate_csrf: With `Action.REPLACE`, renew the CSRF token too (a login or a privilege change).
-        resign_cookie: With `Action.UPDATE`, re-sign the cookie with the current key once written.
+        resign_cookie: With `Action.UPDATE`, send the cookie again once written: re-signed with the
+            current key, or with the Max-Age of a new lifetime.
     """
 
     action: Action
@@ -88,5 +92,5 @@ def plan_commit(facts: CommitFacts) -> CommitPlan:
     if facts.regenerate or facts.privilege_changed:
         return CommitPlan(Action.REPLACE, rotate_csrf=facts.rotate_csrf or facts.privilege_changed)
     if facts.changed or facts.touch_due:
-        return CommitPlan(Action.UPDATE, resign_cookie=facts.stale_cookie)
+        return CommitPlan(Action.UPDATE, resign_cookie=facts.stale_cookie or facts.lifetime_changed)
     return _REFRESH_COOKIE if facts.stale_cookie else _NOTHING

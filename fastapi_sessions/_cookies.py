@@ -65,9 +65,16 @@ class CookieWriter:
             "latin-1"
         )
 
-    def set(self, value: str, max_age: int) -> bytes:
-        """The header value setting the cookie to ``value`` for ``max_age`` seconds (if persistent)."""
-        if not self._persistent:
+    def set(self, value: str, max_age: int, *, persistent: bool | None = None) -> bytes:
+        """The header value setting the cookie to ``value`` for ``max_age`` seconds.
+
+        Args:
+            value: The signed cookie value.
+            max_age: Seconds the browser keeps a persistent cookie.
+            persistent: Whether the cookie gets a Max-Age at all; ``None`` for ``SESSION_PERSISTENT``.
+                Without one it is a browser-session cookie.
+        """
+        if not (self._persistent if persistent is None else persistent):
             return f"{self._name}={value}; {self._attributes}".encode("latin-1")
         return f"{self._name}={value}; Max-Age={max_age}; {self._attributes}".encode("latin-1")
 

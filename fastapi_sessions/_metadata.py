@@ -4,7 +4,7 @@ Each begins with ``_``, which no model field may (Pydantic treats such names as 
 never collide with application data.
 """
 
-__all__ = ["AGENT", "CREATED", "CSRF", "FLASH", "IP", "PLAIN", "SEEN", "is_metadata"]
+__all__ = ["AGENT", "CREATED", "CSRF", "EXPIRY", "FLASH", "IP", "PLAIN", "SEEN", "is_metadata"]
 
 CREATED = "_created"
 """When the session was first stored (seconds since the epoch); the absolute timeout counts from it."""
@@ -18,8 +18,10 @@ AGENT = "_agent"
 """The ``User-Agent`` of the request that created or last regenerated the session."""
 IP = "_ip"
 """The client address of that request."""
+EXPIRY = "_expiry"
+"""This session's own lifetime, from `SessionModel.set_expiry`: ``[max_age, idle_timeout, persistent]``."""
 
-PLAIN = frozenset({CREATED, SEEN})
+PLAIN = frozenset({CREATED, SEEN, EXPIRY})
 """Kept readable under encryption at rest: expiry is decided before anything is decrypted."""
 
 

@@ -13,7 +13,7 @@ from fastapi_sessions._commit import Action, CommitFacts, CommitPlan, plan_commi
 from fastapi_sessions._core import SessionCore
 from fastapi_sessions._encryption import DecryptionError
 from fastapi_sessions._merge import MISSING, PLAIN, Patch, Replace, diff
-from fastapi_sessions._metadata import AGENT, CREATED, CSRF, FLASH, IP, SEEN, is_metadata
+from fastapi_sessions._metadata import AGENT, CREATED, CSRF, EXPIRY, FLASH, IP, SEEN, is_metadata
 from fastapi_sessions.exceptions import CorruptRecordError, SessionConflictError
 from fastapi_sessions.model import FlashMessage, SessionModel
 from fastapi_sessions.signing import new_session_id
@@ -210,6 +210,14 @@ class RequestSession:
     def now_datetime(self) -> datetime:
         return self.core.policy.now_datetime()
 
+    def set_expiry(self, max_age: float | None, idle_timeout: float | None, persistent: bool | None) -> None:
+        self._set_meta(EXPIRY, self.core.policy.expiry_value(max_age, idle_timeout, persistent))
+
+    @property
+    def lifetime(self) -> tuple[float, float | None, bool]:
+        lifetime = self.core.policy.lifetime(self.meta)
+        return lifetime.max_age, lifetime.idle_timeout, lifetime.persistent
+
     def _set_meta(self, name: str, value: Any) -> None:
         if self.meta is self.stored_data:
             self.meta = dict(self.meta)  # the loaded record stays as loaded: the base of a merge
@@ -273,7 +281,8 @@ class RequestSession:
                 rotate_csrf=self._rotate_csrf,
                 privilege_changed=bool(privileged) and not privileged.isdisjoint(changes),
                 changed=bool(changes or self._meta_changes),
-                touch_due=self.core.policy.touch_due(self.meta.get(SEEN, 0), now),
+                touch_due=self.core.policy.touch_due(self.meta.get(SEEN, 0), now, self.core.policy.lifetime(self.meta)),
+                lifetime_changed=EXPIRY in self._meta_changes,
                 stale_cookie=self.stale_key,
             )
         return await self._apply(plan_commit(facts), current, changes, now)
@@ -335,7 +344,7 @@ class RequestSession:
                 self.key,
                 policy.encode(update, self.key),
                 removed=removed,
-                ttl=policy.ttl(self.meta.get(CREATED, now), now),
+                ttl=policy.ttl(self.meta.get(CREATED, now), now, policy.lifetime(self.meta)),
                 expected_version=expected,
             )
             if result is not UpdateResult.CONFLICT:
@@ -397,7 +406,7 @@ class RequestSession:
             await core.users.make_room(user_id, replacing=self.key)
         session_id = new_session_id()
         key = core.signer.store_key(session_id)
-        ttl = policy.ttl(created, now)
+        ttl = policy.ttl(created, now, policy.lifetime(meta))
         encoded = policy.encode(data, key)
         if self.key is None:
             await core.gateway.create(key, encoded, ttl=ttl, user_id=user_id)
@@ -420,8 +429,10 @@ class RequestSession:
     def _cookie_header(self, created: float, now: float, *, minimum: int) -> tuple[bytes, bytes]:
         assert self.session_id is not None
         core = self.core
-        max_age = max(core.policy.cookie_max_age(created, now), minimum)
-        return (b"set-cookie", core.cookie_writer.set(core.signer.sign(self.session_id), max_age))
+        lifetime = core.policy.lifetime(self.meta)
+        max_age = max(core.policy.cookie_max_age(created, now, lifetime), minimum)
+        value = core.signer.sign(self.session_id)
+        return (b"set-cookie", core.cookie_writer.set(value, max_age, persistent=lifetime.persistent))
 
 
 def _rebase(patches: dict[str, Patch], theirs: dict[str, Any], now: float) -> tuple[dict[str, Any], list[str]]:

@@ -1,7 +1,7 @@
 """`SessionModel` and `AuthSession`: the typed session data applications declare."""
 
 from collections.abc import Iterable
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Annotated, ClassVar, NamedTuple, Protocol, TypeVar
 
 from pydantic import BaseModel, ConfigDict, PlainSerializer
@@ -37,6 +37,13 @@ class SessionBinding(Protocol):
 
     def now_datetime(self) -> datetime:
         """The session clock's time."""
+
+    def set_expiry(self, max_age: float | None, idle_timeout: float | None, persistent: bool | None) -> None:
+        """Give the session a lifetime of its own (``None`` for a setting's value)."""
+
+    @property
+    def lifetime(self) -> tuple[float, float | None, bool]:
+        """The session's absolute lifetime, idle timeout and cookie persistence in effect."""
 
     def add_flash(self, flash: "FlashMessage") -> None:
         """Queue a flash message."""
@@ -89,6 +96,41 @@ class SessionModel(BaseModel):
             object.__setattr__(self, name, getattr(fresh, name))
         object.__setattr__(self, "__pydantic_fields_set__", set())
 
+    def set_expiry(
+        self,
+        max_age: timedelta | float | None = None,
+        *,
+        idle_timeout: timedelta | float | None = None,
+        persistent: bool | None = None,
+    ) -> None:
+        """Give this session a lifetime of its own, e.g. 30 days for "remember me" at login.
+
+        It is kept with the session, through regeneration and login, until changed again; the store
+        keeps the session for as long, and the cookie's Max-Age follows. Each value left ``None`` is
+        the setting's (``SESSION_MAX_AGE``, ``SESSION_IDLE_TIMEOUT``, ``SESSION_PERSISTENT``); with
+        every value ``None`` the session returns to the settings'. Lifetimes over
+        ``SESSION_MAX_EXPIRY`` are capped to it. The absolute lifetime still counts from the
+        session's creation.
+
+        Args:
+            max_age: Absolute lifetime, as a `timedelta` or seconds.
+            idle_timeout: Time without activity that ends the session.
+            persistent: ``True`` for a cookie that survives a browser restart, ``False`` for a
+                browser-session cookie (a login without "remember me" on a shared computer).
+
+        Raises:
+            ValueError: ``max_age`` or ``idle_timeout`` is not a positive duration.
+        """
+        self._bound().set_expiry(_seconds(max_age), _seconds(idle_timeout), persistent)
+
+    @property
+    def expires_at(self) -> datetime:
+        """When this session ends at the latest: its creation (now, if not stored yet) plus its absolute lifetime."""
+        bound = self._bound()
+        created = bound.created
+        start = bound.now_datetime().timestamp() if created is None else created
+        return datetime.fromtimestamp(start + bound.lifetime[0], UTC)
+
     def flash(self, message: str, category: str = "info") -> None:
         """Queue a one-time message, shown by `pop_flashes` on a later request."""
         self._bound().add_flash(FlashMessage(category, message))
@@ -112,6 +154,10 @@ class SessionModel(BaseModel):
         """When this session was first stored, or ``None`` for a session not stored yet."""
         created = self._bound().created
         return datetime.fromtimestamp(created, UTC) if created is not None else None
+
+
+def _seconds(value: timedelta | float | None) -> float | None:
+    return value.total_seconds() if isinstance(value, timedelta) else value
 
 
 ModelT = TypeVar("ModelT", bound=SessionModel)

@@ -83,6 +83,9 @@ class SessionSettings(BaseSettings):
             creation; activity, rolling and regeneration never extend it. Also the cookie's Max-Age.
         idle_timeout: ``SESSION_IDLE_TIMEOUT``. Seconds without activity after which the session is
             dead, enforced on the server. ``None`` (``none`` in the environment) disables it.
+        max_expiry: ``SESSION_MAX_EXPIRY``. The longest absolute lifetime or idle timeout one
+            session may be given with `SessionModel.set_expiry` (a "remember me" login); longer
+            values are capped to it. Left unset, it is 30 days, or ``max_age`` if that is longer.
         rolling: ``SESSION_ROLLING``. Whether a request that only reads the session counts as
             activity (refreshing the idle expiry). Writes always count.
         touch_after: ``SESSION_TOUCH_AFTER``. With ``rolling``, refresh the expiry of an unmodified
@@ -132,6 +135,7 @@ class SessionSettings(BaseSettings):
     namespace: str | None = None
     max_age: int = Field(default=14 * 24 * 3600, gt=0)
     idle_timeout: int | None = Field(default=24 * 3600, gt=0)
+    max_expiry: int = Field(default=30 * 24 * 3600, gt=0)
     rolling: bool = True
     touch_after: int = Field(default=60, ge=0)
     https_only: bool = True
@@ -231,6 +235,13 @@ class SessionSettings(BaseSettings):
                 raise ValueError(f"cookie name {name!r} uses the __Host- prefix, which needs SESSION_PATH=/")
         if name.startswith("__Secure-") and not self.https_only:
             raise ValueError(f"cookie name {name!r} uses the __Secure- prefix, which needs SESSION_HTTPS_ONLY=true")
+        if self.max_expiry < self.max_age:
+            if "max_expiry" in self.model_fields_set:
+                raise ValueError(
+                    f"SESSION_MAX_EXPIRY ({self.max_expiry}) must be at least SESSION_MAX_AGE ({self.max_age}): "
+                    "it caps the lifetime a session may be given, the default one included"
+                )
+            object.__setattr__(self, "max_expiry", self.max_age)
         if self.idle_timeout is not None and self.touch_after >= self.idle_timeout:
             if "touch_after" not in self.model_fields_set:
                 # Not asked for: the default gives way to a short idle timeout instead of refusing it.

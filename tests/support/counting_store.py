@@ -19,6 +19,7 @@ class CountingStore(SessionStore):
         calls: How many times each data method ran (``open`` and ``close`` are not counted).
         updates: The ``changes`` of every `update`, in order.
         keys: Every key the store was given.
+        ttls: The ``ttl`` of every write that sets one (create, update, replace), in order.
     """
 
     WRITES = ("create", "update", "delete", "replace")
@@ -29,6 +30,7 @@ class CountingStore(SessionStore):
         self.calls: Counter[str] = Counter()
         self.updates: list[dict[str, Any]] = []
         self.keys: set[str] = set()
+        self.ttls: list[float] = []
 
     @property
     def in_process(self) -> bool:
@@ -52,6 +54,7 @@ class CountingStore(SessionStore):
         self.calls.clear()
         self.updates.clear()
         self.keys.clear()
+        self.ttls.clear()
 
     async def open(self) -> None:
         if self.lifecycle:
@@ -74,6 +77,7 @@ class CountingStore(SessionStore):
     async def create(self, key: str, data: Mapping[str, Any], *, ttl: float, user_id: str | None) -> None:
         self._called("create")
         self.keys.add(key)
+        self.ttls.append(ttl)
         await self.inner.create(key, data, ttl=ttl, user_id=user_id)
 
     async def update(
@@ -88,6 +92,7 @@ class CountingStore(SessionStore):
         self._called("update")
         self.keys.add(key)
         self.updates.append(dict(changes))
+        self.ttls.append(ttl)
         return await self.inner.update(key, changes, removed=removed, ttl=ttl, expected_version=expected_version)
 
     async def replace(
@@ -102,6 +107,7 @@ class CountingStore(SessionStore):
     ) -> bool:
         self._called("replace")
         self.keys.update((old_key, new_key))
+        self.ttls.append(ttl)
         return await self.inner.replace(old_key, new_key, data, ttl=ttl, user_id=user_id, old_user_id=old_user_id)
 
     async def delete(self, key: str, *, user_id: str | None = None) -> bool:
