@@ -195,8 +195,9 @@ class SessionStore(abc.ABC):
         returns ``False``, or the `replace` moved it first and this returns ``False`` (the caller's
         handle is stale and the session lives on under its new key: list the sessions again).
 
-        The default checks the index, then deletes. A key never changes owner, so only a store whose
-        `delete` and `replace` are not atomic per key needs to override it.
+        The default checks the index, then deletes. A key never changes owner, and `delete` and
+        `replace` each remove a key at most once, so it holds for any store; the built-in stores do
+        it in one operation instead of two.
         """
         if key not in await self.user_keys(user_id):
             return False
