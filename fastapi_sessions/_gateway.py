@@ -108,5 +108,11 @@ class StoreGateway:
     async def delete(self, key: str, *, user_id: str | None = None) -> bool:
         return await self._call("delete", self.store.delete(key, user_id=user_id))
 
+    async def delete_user_sessions(self, user_id: str, *, keep: str | None = None) -> int:
+        return await self._call("delete_user_sessions", self.store.delete_user_sessions(user_id, keep=keep))
+
+    async def delete_user_session(self, user_id: str, key: str) -> bool:
+        return await self._call("delete_user_session", self.store.delete_user_session(user_id, key))
+
     async def user_keys(self, user_id: str) -> list[str]:
         return await self._call("user_keys", self.store.user_keys(user_id))

@@ -100,18 +100,20 @@ class UserSessions:
         return infos
 
     async def revoke(self, user_id: str, handle: str) -> bool:
-        """Revoke the session ``handle`` of ``user_id``; whether it was live."""
-        if handle not in await self.gateway.user_keys(user_id):
-            return False
-        return await self.gateway.delete(handle, user_id=user_id)
+        """Revoke the session ``handle`` of ``user_id``; whether it was live.
+
+        One store operation: a regeneration of that session either loses (the session is gone) or
+        came first (``False``: the handle is stale, and a new listing shows the session's new one).
+        """
+        return await self.gateway.delete_user_session(user_id, handle)
 
     async def revoke_all(self, user_id: str, *, keep: str | None = None) -> int:
-        """Revoke every session of ``user_id`` but ``keep``; how many were live."""
-        revoked = 0
-        for handle in await self.gateway.user_keys(user_id):
-            if handle != keep and await self.gateway.delete(handle, user_id=user_id):
-                revoked += 1
-        return revoked
+        """Revoke every session of ``user_id`` but ``keep``; how many were live.
+
+        One store operation, atomic with regeneration (`SessionStore.delete_user_sessions`): a
+        session that moves to a new key meanwhile is revoked under that key too.
+        """
+        return await self.gateway.delete_user_sessions(user_id, keep=keep)
 
     async def make_room(self, user_id: str, *, replacing: str | None) -> None:
         """Before ``user_id`` gets one more session, keep them within the limit.

@@ -67,9 +67,10 @@ async def test_document_shape(store: MongoStore, clock: FakeClock) -> None:
     clock.now = 4_000_000_000.0004  # sub-millisecond: the expiry rounds up to the next millisecond
     await store.create("k1", {"theme": "dark", "_created": 1.0}, ttl=30, user_id="alice")
     document = await store.collection.find_one({"_id": "k1"})
-    assert set(document) == {"_id", "d", "u", "v", "f", "exp"}
+    assert set(document) == {"_id", "d", "u", "v", "f", "exp", "g"}
     assert document["d"] == {"theme": "dark", "_created": 1.0}
     assert document["u"] == "alice"
+    assert document["g"] == 0  # the user's revocation generation
     assert document["v"] == 1
     assert document["f"] == 1  # the format version
     assert as_utc(document["exp"]) == datetime.fromtimestamp(4_000_000_030.001, UTC)
@@ -466,3 +467,51 @@ def test_misuse_is_a_type_error(mistake: str) -> None:
                 MongoStore(fake["app"], database="other")
     finally:
         sync.close()
+
+
+class InterleavingCollection:
+    """A mongomock collection whose every operation lets other tasks run first, as a server's round trip does.
+
+    Each operation stays atomic (mongomock's are), as MongoDB makes each document's write: only
+    what happens between two operations interleaves.
+    """
+
+    def __init__(self, inner: Any) -> None:
+        self._inner = inner
+
+    def __getattr__(self, name: str) -> Any:
+        attribute = getattr(self._inner, name)
+        if not asyncio.iscoroutinefunction(attribute):
+            return attribute
+
+        async def operation(*args: Any, **kwargs: Any) -> Any:
+            await asyncio.sleep(0)
+            return await attribute(*args, **kwargs)
+
+        return operation
+
+    async def find_one_and_update(self, *args: Any, **kwargs: Any) -> Any:
+        await asyncio.sleep(0)
+        return await self._inner.find_one_and_update(*args, **kwargs)
+
+
+@pytest.mark.anyio
+async def test_revocation_is_atomic_with_regeneration_when_operations_interleave() -> None:
+    from tests import test_store_contract as contract
+
+    collection = InterleavingCollection(AsyncMongoMockClient()["fs_test"]["sessions"])
+    async with MongoStore(collection) as store:
+        await contract.test_revoking_all_sessions_catches_those_regenerating_meanwhile(store)
+        await contract.test_revoking_one_session_while_it_regenerates(store)
+
+
+@pytest.mark.anyio
+async def test_the_revocation_generation_document(store: MongoStore) -> None:
+    await store.create("a1", {"n": 1}, ttl=60, user_id="alice")
+    assert (await store.collection.find_one({"_id": "a1"}))["g"] == 0
+    assert await store.delete_user_sessions("alice") == 1
+    assert await store.collection.find_one({"_id": {"revoked": "alice"}}) == {"_id": {"revoked": "alice"}, "g": 1}
+    # A session written before generations counts as generation 0.
+    await store.collection.insert_one({"_id": "old", "d": {}, "u": "bob", "v": 1, "f": 1, "exp": datetime.max})
+    assert await store.replace("old", "new", {"n": 2}, ttl=60, user_id="bob", old_user_id="bob")
+    assert (await store.collection.find_one({"_id": "new"}))["g"] == 0

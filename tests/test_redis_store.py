@@ -163,6 +163,14 @@ async def test_each_operation_is_one_command(store: RedisStore, monkeypatch: pyt
     sent.clear()
     assert await store.delete("k2", user_id="u1")
     assert sent == ["EVALSHA"]
+    await store.create("k3", {"a": 1}, ttl=TTL, user_id="u1")
+    await store.create("k4", {"a": 1}, ttl=TTL, user_id="u1")
+    sent.clear()
+    assert await store.delete_user_session("u1", "k3")
+    assert sent == ["EVALSHA"]
+    sent.clear()
+    assert await store.delete_user_sessions("u1", keep="k5") == 1
+    assert sent == ["EVALSHA"]
     sent.clear()
     await store.create("k3", {"a": 1}, ttl=TTL, user_id=None)
     assert await store.delete("k3")
@@ -251,6 +259,10 @@ async def exercise(store: RedisStore) -> None:
     assert await store.user_keys("u1") == ["k2"]
     assert [item.data if item else None for item in await store.load_many(["k2"])] == [{"b": 2}]
     assert await store.delete("k2", user_id="u1")
+    await store.create("k3", {"a": 1}, ttl=TTL, user_id="u1")
+    await store.create("k4", {"a": 1}, ttl=TTL, user_id="u1")
+    assert await store.delete_user_session("u1", "k3")
+    assert await store.delete_user_sessions("u1", keep="k5") == 1
 
 
 @pytest.mark.anyio

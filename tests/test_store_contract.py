@@ -177,3 +177,138 @@ async def test_nul_characters_round_trip(store: SessionStore) -> None:
     loaded = await store.load("k")
     assert loaded is not None
     assert loaded.data == {"esc": data["esc"], "nested": data["nested"], "n": 2, "more": "\x00"}
+
+
+async def test_delete_user_sessions_deletes_every_session_of_the_user_but_keep(store: SessionStore) -> None:
+    for key in ("a1", "a2", "a3"):
+        await store.create(key, {"n": 1}, ttl=TTL, user_id="alice")
+    await store.create("b1", {"n": 2}, ttl=TTL, user_id="bob")
+    await store.create("anon", {"n": 3}, ttl=TTL, user_id=None)
+    assert await store.delete_user_sessions("alice", keep="a2") == 2
+    assert await store.user_keys("alice") == ["a2"]
+    loaded = [await store.load(key) is not None for key in ("a1", "a2", "a3", "b1", "anon")]
+    assert loaded == [False, True, False, True, True]
+    assert await store.delete_user_sessions("alice") == 1
+    assert await store.user_keys("alice") == []
+    assert await store.load("a2") is None
+    assert await store.delete_user_sessions("alice") == 0
+    assert await store.user_keys("bob") == ["b1"]
+
+
+async def test_delete_user_session_deletes_only_a_session_of_that_user(store: SessionStore) -> None:
+    await store.create("a1", {"n": 1}, ttl=TTL, user_id="alice")
+    await store.create("b1", {"n": 2}, ttl=TTL, user_id="bob")
+    await store.create("anon", {"n": 3}, ttl=TTL, user_id=None)
+    assert await store.delete_user_session("alice", "b1") is False
+    assert await store.delete_user_session("alice", "anon") is False
+    assert await store.delete_user_session("alice", "missing") is False
+    assert await store.load("b1") is not None and await store.load("anon") is not None
+    assert await store.delete_user_session("alice", "a1") is True
+    assert await store.load("a1") is None
+    assert await store.user_keys("alice") == []
+    assert await store.delete_user_session("alice", "a1") is False
+
+
+async def test_a_revoked_session_is_not_regenerated_later(store: SessionStore) -> None:
+    await store.create("a1", {"n": 1}, ttl=TTL, user_id="alice")
+    await store.create("a2", {"n": 1}, ttl=TTL, user_id="alice")
+    assert await store.replace("a1", "a1b", {"n": 2}, ttl=TTL, user_id="alice", old_user_id="alice")
+    assert await store.delete_user_sessions("alice", keep="a1b") == 1
+    # The kept session regenerates as before; the others are gone for good.
+    assert await store.replace("a1b", "a1c", {"n": 3}, ttl=TTL, user_id="alice", old_user_id="alice")
+    assert not await store.replace("a2", "a2b", {"n": 2}, ttl=TTL, user_id="alice", old_user_id="alice")
+    assert await store.user_keys("alice") == ["a1c"]
+    # A new login after the revocation is a session like any other.
+    await store.create("a3", {"n": 1}, ttl=TTL, user_id="alice")
+    assert await store.replace("a3", "a3b", {"n": 2}, ttl=TTL, user_id="alice", old_user_id="alice")
+    assert sorted(await store.user_keys("alice")) == ["a1c", "a3b"]
+
+
+# The races below are free-running, not staged: a store that revokes in one operation passes every
+# interleaving, so the test runs many and checks the outcome. Each chain regenerates at most ROUNDS
+# times, and the revocation starts once every chain has regenerated twice.
+CHAINS = 6
+ROUNDS = 40
+TRIALS = 4
+
+
+async def regenerate_until_revoked(
+    store: SessionStore, user: str, keys: list[str], started: asyncio.Event, revoked: asyncio.Event
+) -> None:
+    """Regenerate the session ``keys[-1]`` of ``user`` until a regeneration fails, appending each new key."""
+    try:
+        for round_ in range(ROUNDS):
+            late = revoked.is_set()
+            new = f"{keys[0]}.{round_}"
+            if not await store.replace(keys[-1], new, {"n": round_}, ttl=TTL, user_id=user, old_user_id=user):
+                return
+            assert not late, f"{keys[-1]} was regenerated after its revocation returned"
+            keys.append(new)
+            if round_ == 1:
+                started.set()
+            await asyncio.sleep(0)  # let the other chains and the revocation run between two regenerations
+    finally:
+        started.set()  # however the chain ended, the revocation never waits for it forever
+
+
+async def revoke_all_once_started(
+    store: SessionStore, user: str, started: list[asyncio.Event], revoked: asyncio.Event
+) -> None:
+    for event in started:
+        await event.wait()
+    await store.delete_user_sessions(user)
+    revoked.set()
+
+
+async def revoke_one_once_started(
+    store: SessionStore, user: str, keys: list[str], started: asyncio.Event, revoked: asyncio.Event
+) -> tuple[str, bool]:
+    await started.wait()
+    handle = keys[-1]  # as a listing just showed it
+    deleted = await store.delete_user_session(user, handle)
+    if deleted:
+        revoked.set()
+    return handle, deleted
+
+
+async def test_revoking_all_sessions_catches_those_regenerating_meanwhile(store: SessionStore) -> None:
+    for trial in range(TRIALS):
+        user = f"user{trial}"
+        await store.create(f"other{trial}", {"n": 0}, ttl=TTL, user_id=f"bystander{trial}")
+        chains = [[f"t{trial}c{chain}"] for chain in range(CHAINS)]
+        for keys in chains:
+            await store.create(keys[0], {"n": 0}, ttl=TTL, user_id=user)
+        started = [asyncio.Event() for _ in chains]
+        revoked = asyncio.Event()
+
+        await asyncio.gather(
+            revoke_all_once_started(store, user, started, revoked),
+            *(
+                regenerate_until_revoked(store, user, keys, event, revoked)
+                for keys, event in zip(chains, started, strict=True)
+            ),
+        )
+        every_key = [key for keys in chains for key in keys]
+        survivors = [key for key, loaded in zip(every_key, await store.load_many(every_key), strict=True) if loaded]
+        assert survivors == [], f"trial {trial}: sessions that existed before the revocation survived it"
+        assert await store.user_keys(user) == []
+        assert await store.load(f"other{trial}") is not None
+
+
+async def test_revoking_one_session_while_it_regenerates(store: SessionStore) -> None:
+    for trial in range(TRIALS * CHAINS):
+        user = f"user{trial}"
+        keys = [f"t{trial}"]
+        await store.create(keys[0], {"n": 0}, ttl=TTL, user_id=user)
+        started, revoked = asyncio.Event(), asyncio.Event()
+        (handle, deleted), _ = await asyncio.gather(
+            revoke_one_once_started(store, user, keys, started, revoked),
+            regenerate_until_revoked(store, user, keys, started, revoked),
+        )
+        assert await store.load(handle) is None
+        if deleted:  # the revocation came first: its regeneration failed, and none followed
+            assert keys[-1] == handle
+            assert await store.user_keys(user) == []
+        else:  # the regeneration came first: the handle was stale, and the session lives on under its new key
+            assert keys[-1] != handle
+            assert await store.user_keys(user) == [keys[-1]]

@@ -1,8 +1,10 @@
 """Per-user session control over HTTP on every store: a "your devices" page, revoking, and limits."""
 
+import asyncio
 from collections.abc import Iterator
 from datetime import UTC, datetime
 
+import httpx
 import pytest
 
 from fastapi_sessions import SessionManager, SessionSettings
@@ -16,11 +18,13 @@ from tests.support import (
     UserSession,
     assert_no_new_cookie,
     build_app,
+    make_manager,
     parsed_cookies,
     run,
     serve,
     serve_together,
 )
+from tests.support.live_server import live_client, live_server
 
 
 @pytest.fixture
@@ -99,6 +103,50 @@ def test_log_out_other_devices(h: Harness[UserSession]) -> None:
     assert bob.get("/me").status_code == 200
     (only,) = h.list_sessions("alice")
     assert only.handle == browsers[1].get("/handle").json()["handle"]
+
+
+REGENERATIONS = 30
+
+
+@pytest.mark.anyio
+@pytest.mark.slow
+async def test_log_out_other_devices_while_one_keeps_regenerating(backend: Backend) -> None:
+    """Device A logs out the others while device B regenerates again and again: every cookie B held is dead."""
+    sessions = make_manager(UserSession, backend.make_store(), https_only=False)
+    with live_server(build_app(sessions)) as url:
+        for trial in range(3):
+            uid = f"alice{trial}"
+            async with live_client(url) as a, live_client(url) as b:
+                for device in (a, b):
+                    assert (await device.post("/login", params={"uid": uid})).json()["user_id"] == uid
+                held = [b.cookies["session"]]
+                regenerating = asyncio.Event()
+
+                async def keep_regenerating(
+                    b: "httpx.AsyncClient" = b, held: list[str] = held, go: asyncio.Event = regenerating
+                ) -> None:
+                    try:
+                        for round_ in range(REGENERATIONS):
+                            response = await b.post("/regenerate")
+                            assert response.status_code == 200, response.text
+                            if response.json()["user_id"] is None:  # logged out: the cookie it sent was dead
+                                return
+                            held.append(b.cookies["session"])
+                            if round_ == 1:
+                                go.set()
+                    finally:
+                        go.set()
+
+                async def log_out_others(a: "httpx.AsyncClient" = a, go: asyncio.Event = regenerating) -> None:
+                    await go.wait()
+                    response = await a.post("/devices/revoke-others")
+                    assert response.status_code == 200, response.text
+
+                await asyncio.gather(keep_regenerating(), log_out_others())
+                for cookie in held:
+                    async with live_client(url, cookie) as replay:
+                        assert (await replay.get("/me")).status_code == 401, f"trial {trial}: a cookie of B still works"
+                assert (await a.get("/me")).json()["user_id"] == uid
 
 
 def test_revoke_all_sessions(h: Harness[UserSession]) -> None:

@@ -56,8 +56,10 @@ class SessionStore(abc.ABC):
     never returns a record past its expiry, whether or not the record is still physically there.
 
     Subclasses implement the five abstract methods at the end of this class. `open`, `close`,
-    `replace`, `load_many` and `cleanup` have defaults that a store overrides where it can do
-    better (one transaction, one round trip).
+    `replace`, `load_many`, `delete_user_sessions`, `delete_user_session` and `cleanup` have
+    defaults that a store overrides where it can do better (one transaction, one round trip). The
+    defaults of the two per-user deletions are not atomic: a store whose operations wait on I/O
+    overrides them (see their docstrings).
 
     Every store reports failures the same way: it lists its driver's exceptions that mean "the
     server is unreachable, too slow, read-only or full" in `unavailable_errors` (and those that mean
@@ -167,6 +169,39 @@ class SessionStore(abc.ABC):
             return False
         await self.create(new_key, data, ttl=ttl, user_id=user_id)
         return True
+
+    async def delete_user_sessions(self, user_id: str, *, keep: str | None = None) -> int:
+        """Delete every session in ``user_id``'s index but ``keep`` ("log out other devices"); how many were live.
+
+        Must be atomic with `replace`: a session that a concurrent `replace` moves to a new key is
+        deleted under that key too, so no session of the user that existed when this was called
+        loads after it returns. A session created (or logged in) while it runs may survive.
+
+        The default reads the index once, then deletes key by key. That is atomic only in a store
+        whose operations never wait on I/O (in between, no other task runs); anywhere else a
+        regeneration in between moves a session out of the keys read, and it survives. Stores that
+        wait on a server or a disk override this with one transaction or one script.
+        """
+        deleted = 0
+        for key in await self.user_keys(user_id):
+            if key != keep and await self.delete(key, user_id=user_id):
+                deleted += 1
+        return deleted
+
+    async def delete_user_session(self, user_id: str, key: str) -> bool:
+        """Delete the session under ``key`` if it is one of ``user_id``'s; whether a live one was deleted.
+
+        Must be atomic with `replace` of ``key``: either this deletes the session and the `replace`
+        returns ``False``, or the `replace` moved it first and this returns ``False`` (the caller's
+        handle is stale and the session lives on under its new key: list the sessions again).
+
+        The default checks the index, then deletes. A key never changes owner, and `delete` and
+        `replace` each remove a key at most once, so it holds for any store; the built-in stores do
+        it in one operation instead of two.
+        """
+        if key not in await self.user_keys(user_id):
+            return False
+        return await self.delete(key, user_id=user_id)
 
     async def load_many(self, keys: Sequence[str]) -> list[StoredSession | None]:
         """Load several sessions; the result is in the order of ``keys``, ``None`` where a record cannot be decoded."""

@@ -157,6 +157,22 @@ class MemoryStore(SessionStore):
         self._drop(key, entry)
         return entry.expires_at > self._clock()
 
+    async def delete_user_sessions(self, user_id: str, *, keep: str | None = None) -> int:
+        # No await between reading the index and the last delete: no replace runs in between.
+        now = self._clock()
+        deleted = 0
+        for key in [key for key in self._users.get(user_id, ()) if key != keep]:
+            entry = self._entries[key]
+            self._drop(key, entry)
+            deleted += entry.expires_at > now
+        return deleted
+
+    async def delete_user_session(self, user_id: str, key: str) -> bool:
+        entry = self._entries.get(key)
+        if entry is None or entry.user_id != user_id:
+            return False
+        return await self.delete(key, user_id=user_id)
+
     async def user_keys(self, user_id: str) -> list[str]:
         return list(self._users.get(user_id, ()))
 

@@ -1,6 +1,8 @@
 """`MongoStore`: sessions in a MongoDB collection, one document per session.
 
-A document looks like ``{_id: key, d: {field: value, ...}, u: user_id | null, v: version, f: format, exp: date}``.
+A document looks like ``{_id: key, d: {field: value, ...}, u: user_id | null, v: version, f: format, exp: date}``,
+and a session of a user also has ``g``, the user's revocation generation it was issued under. A user whose
+sessions were all revoked once has a document ``{_id: {revoked: user_id}, g: generation}``, which never expires.
 MongoDB removes expired documents itself through a TTL index on ``exp``, but its TTL monitor runs only
 once a minute, so every read also filters on ``exp`` and a document past its expiry is never returned.
 """
@@ -18,7 +20,7 @@ from fastapi_sessions.stores._url import Bool, StoreUrl, Text
 from fastapi_sessions.stores.base import SessionStore, StoredSession, UpdateResult, missing_driver
 
 try:
-    from pymongo import ASCENDING, AsyncMongoClient, MongoClient
+    from pymongo import ASCENDING, AsyncMongoClient, MongoClient, ReturnDocument
     from pymongo.collection import Collection as SyncCollection
     from pymongo.database import Database as SyncDatabase
     from pymongo.errors import (
@@ -255,6 +257,20 @@ class MongoStore(SessionStore):
         for name in data:
             _check_field(name)
         collection = await self._ready("create")
+        with self.translating("create"):
+            generation = None if user_id is None else await self._generation(collection, user_id)
+            await self._write(collection, key, data, ttl=ttl, user_id=user_id, generation=generation)
+
+    async def _write(
+        self,
+        collection: Any,
+        key: str,
+        data: Mapping[str, Any],
+        *,
+        ttl: float,
+        user_id: str | None,
+        generation: int | None,
+    ) -> None:
         document = {
             "_id": key,
             "d": dict(data),
@@ -263,8 +279,51 @@ class MongoStore(SessionStore):
             "f": FORMAT_VERSION,
             "exp": self._expiry(self._now(), ttl),
         }
-        with self.translating("create"):
-            await collection.replace_one({"_id": key}, document, upsert=True)
+        if generation is not None:
+            document["g"] = generation
+        await collection.replace_one({"_id": key}, document, upsert=True)
+
+    @staticmethod
+    async def _generation(collection: Any, user_id: str) -> int:
+        """How many times all of ``user_id``'s sessions were revoked (see `delete_user_sessions`)."""
+        document = await collection.find_one({"_id": _revoked_id(user_id)}, {"g": 1})
+        return _generation_of(document)
+
+    async def replace(
+        self,
+        old_key: str,
+        new_key: str,
+        data: Mapping[str, Any],
+        *,
+        ttl: float,
+        user_id: str | None,
+        old_user_id: str | None,
+    ) -> bool:
+        """Move a session to a new key: MongoDB cannot change a document's ``_id``, so delete, then insert.
+
+        Then, against a concurrent `delete_user_sessions`, check that the user's revocation
+        generation is still the one the session was issued under (see there).
+        """
+        for name in data:
+            _check_field(name)
+        collection = await self._ready("replace")
+        with self.translating("replace"):
+            old = await collection.find_one_and_delete({"_id": old_key, "exp": {"$gt": self._now()}}, {"g": 1})
+            if old is None:
+                await collection.delete_one({"_id": old_key})  # an expired leftover
+                return False
+            if user_id is None:
+                await self._write(collection, new_key, data, ttl=ttl, user_id=None, generation=None)
+                return True
+            if user_id == old_user_id:
+                generation = _generation_of(old)
+            else:
+                generation = await self._generation(collection, user_id)
+            await self._write(collection, new_key, data, ttl=ttl, user_id=user_id, generation=generation)
+            if await self._generation(collection, user_id) > generation:
+                await collection.delete_one({"_id": new_key})
+                return False
+        return True
 
     async def update(
         self,
@@ -307,9 +366,44 @@ class MongoStore(SessionStore):
             await collection.delete_one({"_id": key})
         return False
 
+    async def delete_user_sessions(self, user_id: str, *, keep: str | None = None) -> int:
+        """Delete every session of ``user_id`` but ``keep``; how many were live.
+
+        MongoDB makes each document's write atomic, not a ``delete_many``, and a regeneration is a
+        delete and an insert (`replace`), whose insert a running ``delete_many`` may not see. So
+        the store first advances the user's revocation generation, then deletes. A regeneration
+        that finished before the generation moved inserted its new document before the
+        ``delete_many`` began, which deletes it; one that finishes after finds the generation past
+        the one its session was issued under and deletes its new document itself, before it
+        returns and the client can present the new ID.
+        """
+        _check_user(user_id)
+        collection = await self._ready("delete_user_sessions")
+        with self.translating("delete_user_sessions"):
+            counter = await collection.find_one_and_update(
+                {"_id": _revoked_id(user_id)}, {"$inc": {"g": 1}}, upsert=True, return_document=ReturnDocument.AFTER
+            )
+            query: dict[str, Any] = {"u": {"$eq": user_id}}
+            if keep is not None:
+                await collection.update_one({"_id": keep, **query}, {"$set": {"g": _generation_of(counter)}})
+                query["_id"] = {"$ne": keep}
+            result = await collection.delete_many({**query, "exp": {"$gt": self._now()}})
+            await collection.delete_many(query)  # expired ones the TTL monitor has not removed yet
+        return int(result.deleted_count)
+
+    async def delete_user_session(self, user_id: str, key: str) -> bool:
+        _check_user(user_id)
+        collection = await self._ready("delete_user_session")
+        query = {"_id": key, "u": {"$eq": user_id}}
+        with self.translating("delete_user_session"):
+            result = await collection.delete_one({**query, "exp": {"$gt": self._now()}})
+            if result.deleted_count:
+                return True
+            await collection.delete_one(query)  # an expired leftover
+        return False
+
     async def user_keys(self, user_id: str) -> list[str]:
-        if not isinstance(user_id, str):
-            raise TypeError(f"user_id must be a string, got {type(user_id).__name__}")
+        _check_user(user_id)
         collection = await self._ready("user_keys")
         # $eq: the user ID is compared as a value, whatever it holds, and never read as an operator.
         query = {"u": {"$eq": user_id}, "exp": {"$gt": self._now()}}
@@ -352,6 +446,23 @@ def _collection_of(target: Any, database: str | None, collection: str | None) ->
         "MongoStore needs a MongoDB client, database or collection (pymongo's AsyncMongoClient or "
         f"Motor's AsyncIOMotorClient), got {target!r}"
     )
+
+
+def _revoked_id(user_id: str) -> dict[str, str]:
+    # A document as _id: no session key (a string) can be it.
+    return {"revoked": user_id}
+
+
+def _generation_of(document: Mapping[str, Any] | None) -> int:
+    """The generation a session or counter document holds; 0 for none (a session written before generations)."""
+    value = None if document is None else document.get("g")
+    return value if isinstance(value, int) and not isinstance(value, bool) else 0
+
+
+def _check_user(user_id: str) -> None:
+    # Refused rather than sent: a dict would be read as a query operator.
+    if not isinstance(user_id, str):
+        raise TypeError(f"user_id must be a string, got {type(user_id).__name__}")
 
 
 def _check_field(name: str) -> str:

@@ -139,6 +139,10 @@ class SQLiteStore(SessionStore):
         self._sql_delete_live = f"DELETE FROM {quoted} WHERE key = ? AND expires_at > ?"
         self._sql_delete = f"DELETE FROM {quoted} WHERE key = ?"
         self._sql_user_keys = f"SELECT key FROM {quoted} WHERE user_id = ? AND expires_at > ?"
+        self._sql_delete_user = f"DELETE FROM {quoted} WHERE user_id = ? AND key IS NOT ? AND expires_at > ?"
+        self._sql_delete_user_leftovers = f"DELETE FROM {quoted} WHERE user_id = ? AND key IS NOT ?"
+        self._sql_delete_owned_live = f"DELETE FROM {quoted} WHERE key = ? AND user_id = ? AND expires_at > ?"
+        self._sql_delete_owned = f"DELETE FROM {quoted} WHERE key = ? AND user_id = ?"
         self._sql_cleanup = (
             f"DELETE FROM {quoted} WHERE key IN (SELECT key FROM {quoted} WHERE expires_at <= ? LIMIT ?)"
         )
@@ -352,6 +356,29 @@ class SQLiteStore(SessionStore):
                 return False
             db.execute(self._sql_create, (new_key, payload, user_id, now + ttl))
         return True
+
+    async def delete_user_sessions(self, user_id: str, *, keep: str | None = None) -> int:
+        return await self._run("delete_user_sessions", self._delete_user_sessions, user_id, keep, self._clock())
+
+    def _delete_user_sessions(self, user_id: str, keep: str | None, now: float) -> int:
+        db = self._db()
+        # One write transaction, and replace is one too: SQLite runs them one after the other, so
+        # a session regenerated meanwhile is deleted under its new key.
+        with _transaction(db):
+            deleted = int(db.execute(self._sql_delete_user, (user_id, keep, now)).rowcount)
+            db.execute(self._sql_delete_user_leftovers, (user_id, keep))  # expired ones
+        return deleted
+
+    async def delete_user_session(self, user_id: str, key: str) -> bool:
+        return await self._run("delete_user_session", self._delete_user_session, user_id, key, self._clock())
+
+    def _delete_user_session(self, user_id: str, key: str, now: float) -> bool:
+        db = self._db()
+        with _transaction(db):
+            if db.execute(self._sql_delete_owned_live, (key, user_id, now)).rowcount:
+                return True
+            db.execute(self._sql_delete_owned, (key, user_id))  # an expired leftover
+        return False
 
     async def user_keys(self, user_id: str) -> list[str]:
         return await self._run("user_keys", self._user_keys, user_id, self._clock())

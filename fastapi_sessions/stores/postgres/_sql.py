@@ -73,7 +73,16 @@ class Statements:
         self.update_versioned = f"{update} AND version = $5 RETURNING version"
         self.exists = f"SELECT 1 FROM {quoted} WHERE key = $1 AND {_LIVE} AND {_WRITABLE}"
         self.delete = f"DELETE FROM {quoted} WHERE key = $1 RETURNING {_LIVE}"
-        self.delete_live = f"DELETE FROM {quoted} WHERE key = $1 AND {_LIVE} RETURNING 1"
+        # A regeneration moves the row to its new key (one UPDATE), rather than deleting it and
+        # inserting another: a concurrent DELETE by user (READ COMMITTED) that finds the old row
+        # locked waits, then follows the update to the new version and re-checks its WHERE there. A
+        # row inserted by a transaction that commits after the DELETE's snapshot would be missed.
+        self.rekey = (
+            f"UPDATE {quoted} SET key = $2, data = $3::jsonb, user_id = $4, version = 1, "
+            f"expires_at = now() + make_interval(secs => $5) WHERE key = $1 AND {_LIVE} RETURNING 1"
+        )
+        self.delete_user = f"DELETE FROM {quoted} WHERE user_id = $1 AND key IS DISTINCT FROM $2 RETURNING {_LIVE}"
+        self.delete_owned = f"DELETE FROM {quoted} WHERE key = $1 AND user_id = $2 RETURNING {_LIVE}"
         self.user_keys = f"SELECT key FROM {quoted} WHERE user_id = $1 AND {_LIVE}"
         self.cleanup = (
             f"DELETE FROM {quoted} WHERE key IN "

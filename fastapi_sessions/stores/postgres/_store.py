@@ -306,10 +306,26 @@ class PostgresStore(SessionStore):
         payload = record(data, FORMAT_VERSION)
         with self.translating("replace"):
             async with pool.acquire() as connection, connection.transaction():
-                if await connection.fetchval(self._sql.delete_live, old_key) is None:
-                    return False
-                await connection.execute(self._sql.create, new_key, payload, stored_user(user_id), float(ttl))
-        return True
+                if new_key != old_key:
+                    await connection.execute(self._sql.delete, new_key)  # a leftover under the new key
+                moved = await connection.fetchval(
+                    self._sql.rekey, old_key, new_key, payload, stored_user(user_id), float(ttl)
+                )
+        return moved is not None
+
+    async def delete_user_sessions(self, user_id: str, *, keep: str | None = None) -> int:
+        # One statement. A row that a regeneration moves meanwhile is followed to its new key (see
+        # Statements.rekey); a session that leaves the user (a switch of user) is left to its new one.
+        pool = await self._ready_pool()
+        with self.translating("delete_user_sessions"):
+            rows = await pool.fetch(self._sql.delete_user, escape_text(user_id), keep)
+        return sum(1 for row in rows if row[0])
+
+    async def delete_user_session(self, user_id: str, key: str) -> bool:
+        pool = await self._ready_pool()
+        with self.translating("delete_user_session"):
+            live = await pool.fetchval(self._sql.delete_owned, key, escape_text(user_id))
+        return bool(live)
 
     async def user_keys(self, user_id: str) -> list[str]:
         pool = await self._ready_pool()

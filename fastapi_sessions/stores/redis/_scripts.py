@@ -9,7 +9,21 @@ from redis.exceptions import NoScriptError
 from fastapi_sessions.stores._records import FORMAT_VERSION
 from fastapi_sessions.stores.redis._protocol import RedisCommands
 
-__all__ = ["CREATE", "DELETE", "INDEX_ADD", "REPLACE", "SCRIPTS", "UPDATE", "Script"]
+__all__ = [
+    "CREATE",
+    "DELETE",
+    "DELETE_OWNED",
+    "DELETE_USER",
+    "GENERATION",
+    "INDEX_ADD",
+    "KEEP",
+    "NEXT_GENERATION",
+    "REPLACE",
+    "SCRIPTS",
+    "TAKE",
+    "UPDATE",
+    "Script",
+]
 
 # Lua 5.1's unpack() has a stack limit of a few thousand values: write fields 1000 arguments at a time.
 # Redis checks maxmemory at a script's first write only (later ones pass, so a script is never cut in
@@ -141,4 +155,72 @@ return 1
 """
 )
 
-SCRIPTS = (CREATE, REPLACE, UPDATE, DELETE, INDEX_ADD)
+# KEYS: the session hash, the user's index. ARGV: the index member. Deletes the hash only if it is in the
+# index; returns whether it existed.
+DELETE_OWNED = Script(
+    """
+if redis.call('SISMEMBER', KEYS[2], ARGV[1]) == 0 then return 0 end
+local existed = redis.call('DEL', KEYS[1])
+redis.call('SREM', KEYS[2], ARGV[1])
+return existed
+"""
+)
+
+# KEYS: the user's index. ARGV: the key prefix, the member to keep (or ''). Deletes the hash of every other
+# member and drops it from the index, in one script, so no REPLACE runs in between. It names the hashes
+# itself: a single server only, since in Cluster they live in other slots than the index. Deletions only,
+# which Redis runs even at maxmemory.
+DELETE_USER = Script(
+    """
+local deleted = 0
+for _, member in ipairs(redis.call('SMEMBERS', KEYS[1])) do
+  if member ~= ARGV[2] then
+    deleted = deleted + redis.call('DEL', ARGV[1] .. '{' .. member .. '}')
+    redis.call('SREM', KEYS[1], member)
+  end
+end
+return deleted
+"""
+)
+
+# In Cluster, where the revocation cannot be one script, each session of a user records in ':g' the
+# user's revocation generation it was issued under, a regeneration hands it on, and one that finds the
+# generation advanced meanwhile undoes itself (RedisStore explains why that is enough).
+
+# KEYS: the user's generation. Returns it (0 before any revocation).
+GENERATION = Script("return redis.call('GET', KEYS[1]) or 0\n")
+
+# KEYS: the user's generation. Advances it; returns the new one.
+NEXT_GENERATION = Script("return redis.call('INCR', KEYS[1])\n")
+
+# KEYS: the session hash. Deletes it; returns the generation it records ('0' if none), nil if there was no hash.
+TAKE = Script(
+    """
+local generation = redis.pcall('HGET', KEYS[1], ':g')
+if redis.call('DEL', KEYS[1]) == 0 then return false end
+if type(generation) ~= 'string' then return '0' end
+return generation
+"""
+)
+
+# KEYS: the session hash. ARGV: a generation. Records it in the session, if there is one.
+KEEP = Script(
+    """
+if redis.call('EXISTS', KEYS[1]) == 1 then redis.pcall('HSET', KEYS[1], ':g', ARGV[1]) end
+return 1
+"""
+)
+
+SCRIPTS = (
+    CREATE,
+    REPLACE,
+    UPDATE,
+    DELETE,
+    INDEX_ADD,
+    DELETE_OWNED,
+    DELETE_USER,
+    GENERATION,
+    NEXT_GENERATION,
+    TAKE,
+    KEEP,
+)

@@ -4,6 +4,8 @@
   store's own fields ``:v`` (version), ``:f`` (format version), ``:u`` (user ID) and ``:x`` (until
   when the user's index is known to live). The braces make the key its own Cluster hash tag.
 - ``{prefix}user:<hash of the user ID>`` is a set per user of the keys of the user's sessions.
+- In Cluster only, ``{prefix}revoked:<hash of the user ID>`` counts the revocations of all of a
+  user's sessions, and each of the user's sessions records in ``:g`` the count it was issued under.
 
 Every operation is one round trip: a load is one ``HGETALL``, a write one Lua script that sets the
 data and the expiry together. docs/stores/redis.md explains the rest.
@@ -35,7 +37,20 @@ from fastapi_sessions.exceptions import SessionConfigError, StoreUnavailableErro
 from fastapi_sessions.stores._records import corrupt_record, decode_record, readable
 from fastapi_sessions.stores.base import SessionStore, StoredSession, UpdateResult
 from fastapi_sessions.stores.redis._protocol import RedisCommands, describe_client, is_async_client, is_cluster
-from fastapi_sessions.stores.redis._scripts import CREATE, DELETE, INDEX_ADD, REPLACE, SCRIPTS, UPDATE
+from fastapi_sessions.stores.redis._scripts import (
+    CREATE,
+    DELETE,
+    DELETE_OWNED,
+    DELETE_USER,
+    GENERATION,
+    INDEX_ADD,
+    KEEP,
+    NEXT_GENERATION,
+    REPLACE,
+    SCRIPTS,
+    TAKE,
+    UPDATE,
+)
 from fastapi_sessions.stores.redis._url import RedisUrl
 
 __all__ = ["DEFAULT_PREFIX", "RedisStore"]
@@ -148,8 +163,11 @@ class RedisStore(SessionStore):
 
     def user_index_key(self, user_id: str) -> str:
         """The Redis key of the set indexing ``user_id``'s sessions, named by a hash of the user ID."""
-        digest = hashlib.blake2b(user_id.encode("utf-8", "surrogatepass"), digest_size=20).hexdigest()
-        return f"{self.prefix}user:{digest}"
+        return f"{self.prefix}user:{_user_digest(user_id)}"
+
+    def user_generation_key(self, user_id: str) -> str:
+        """The Redis key counting revocations of ``user_id``'s sessions (Cluster only; see `delete_user_sessions`)."""
+        return f"{self.prefix}revoked:{_user_digest(user_id)}"
 
     # Lifecycle.
 
@@ -271,13 +289,19 @@ class RedisStore(SessionStore):
             if user_id is None:
                 await CREATE(self.client, [self.session_key(key)], args)
             elif self.cluster:
-                # The index lives in another slot: two scripts, sent together.
-                await _together(
-                    CREATE(self.client, [self.session_key(key)], args),
-                    INDEX_ADD(self.client, [self.user_index_key(user_id)], [_ttl_ms(2 * ttl), key]),
-                )
+                await self._create_in_cluster(key, args, ttl, user_id, await self._generation(user_id))
             else:
                 await CREATE(self.client, [self.session_key(key), self.user_index_key(user_id)], args)
+
+    async def _create_in_cluster(self, key: str, args: list[str], ttl: float, user_id: str, generation: int) -> None:
+        # The index lives in another slot: two scripts, sent together.
+        await _together(
+            CREATE(self.client, [self.session_key(key)], [*args, ":g", str(generation)]),
+            INDEX_ADD(self.client, [self.user_index_key(user_id)], [_ttl_ms(2 * ttl), key]),
+        )
+
+    async def _generation(self, user_id: str) -> int:
+        return _number(await GENERATION(self.client, [self.user_generation_key(user_id)], []))
 
     async def update(
         self,
@@ -330,8 +354,9 @@ class RedisStore(SessionStore):
         old_user_id: str | None,
     ) -> bool:
         if self.cluster:
-            # The two keys are in different slots: delete, then create (see SessionStore.replace).
-            return await super().replace(old_key, new_key, data, ttl=ttl, user_id=user_id, old_user_id=old_user_id)
+            return await self._replace_in_cluster(
+                old_key, new_key, data, ttl=ttl, user_id=user_id, old_user_id=old_user_id
+            )
         keys = [self.session_key(old_key), self.session_key(new_key)]
         if old_user_id is not None:
             keys.append(self.user_index_key(old_user_id))
@@ -349,9 +374,74 @@ class RedisStore(SessionStore):
         with self.translating("replace"):
             return bool(await REPLACE(self.client, keys, args))
 
+    async def _replace_in_cluster(
+        self,
+        old_key: str,
+        new_key: str,
+        data: Mapping[str, Any],
+        *,
+        ttl: float,
+        user_id: str | None,
+        old_user_id: str | None,
+    ) -> bool:
+        # The two keys are in different slots: delete, then create (see SessionStore.replace); then,
+        # against a concurrent delete_user_sessions, check that the user's generation has not moved on.
+        with self.translating("replace"):
+            take = TAKE(self.client, [self.session_key(old_key)], [])
+            if old_user_id is None:
+                taken = await take
+            else:
+                taken = await _together(take, self.client.srem(self.user_index_key(old_user_id), old_key))
+            if taken is None:
+                return False
+            if user_id is None:
+                await CREATE(self.client, [self.session_key(new_key)], [_ttl_ms(ttl), "", "0", new_key, *_encode(data)])
+                return True
+            generation = _number(taken) if user_id == old_user_id else await self._generation(user_id)
+            args = [_ttl_ms(ttl), user_id, "1", new_key, *_encode(data)]
+            await self._create_in_cluster(new_key, args, ttl, user_id, generation)
+            if await self._generation(user_id) > generation:
+                await self.delete(new_key, user_id=user_id)
+                return False
+        return True
+
+    async def delete_user_sessions(self, user_id: str, *, keep: str | None = None) -> int:
+        """Delete every session of ``user_id`` but ``keep``; how many were live.
+
+        On one server (or behind Sentinel), one script reads the index and deletes the sessions: no
+        regeneration runs in between. In Cluster the sessions live in other slots than the index,
+        so no one script can reach them; the store advances the user's revocation generation first,
+        then deletes every key in the index. A regeneration that finishes before the generation
+        moved put its new key in the index first, so it is deleted; one that finishes after sees
+        the generation past the one its session was issued under and deletes its new session itself.
+        So before the regeneration returns, and the client can present the new ID, the new
+        session is gone.
+        """
+        index = self.user_index_key(user_id)
+        with self.translating("delete_user_sessions"):
+            if not self.cluster:
+                return int(await DELETE_USER(self.client, [index], [self.prefix, keep or ""]))
+            generation = await NEXT_GENERATION(self.client, [self.user_generation_key(user_id)], [])
+            if keep is not None:
+                await KEEP(self.client, [self.session_key(keep)], [str(generation)])
+            members = [key for key in await self._members(index) if key != keep]
+            deleted = await asyncio.gather(*(self.client.delete(self.session_key(key)) for key in members))
+            if members:
+                await self.client.srem(index, *members)
+        return sum(1 for existed in deleted if existed)
+
+    async def delete_user_session(self, user_id: str, key: str) -> bool:
+        if self.cluster:  # the index and the session live in different slots; a key never changes owner
+            return await super().delete_user_session(user_id, key)
+        with self.translating("delete_user_session"):
+            return bool(await DELETE_OWNED(self.client, [self.session_key(key), self.user_index_key(user_id)], [key]))
+
     async def user_keys(self, user_id: str) -> list[str]:
         with self.translating("user_keys"):
-            members = await self.client.smembers(self.user_index_key(user_id))
+            return await self._members(self.user_index_key(user_id))
+
+    async def _members(self, index: str) -> list[str]:
+        members = await self.client.smembers(index)
         return [member.decode() if isinstance(member, bytes) else member for member in members]
 
 
@@ -365,6 +455,18 @@ async def _together(first: Awaitable[Any], second: Awaitable[Any]) -> Any:
 
 
 # Encoding.
+
+
+def _user_digest(user_id: str) -> str:
+    return hashlib.blake2b(user_id.encode("utf-8", "surrogatepass"), digest_size=20).hexdigest()
+
+
+def _number(reply: Any) -> int:
+    """A generation as Redis answers it (an integer, or the text of one); ``0`` for anything else."""
+    try:
+        return int(reply)
+    except (TypeError, ValueError):
+        return 0
 
 
 def _ttl_ms(ttl: float) -> str:
