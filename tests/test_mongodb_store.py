@@ -8,7 +8,6 @@ store does with them, and that an unreachable server is a `StoreUnavailableError
 import asyncio
 import gc
 import re
-import time
 import warnings
 from collections.abc import AsyncIterator, Callable, Coroutine
 from datetime import UTC, datetime
@@ -397,7 +396,6 @@ def test_a_client_database_or_collection_is_accepted(driver: str, closed_port: i
             store = MongoStore(mongo["app"]["s"])
             assert store.collection.full_name == "app.s"
 
-            started = time.monotonic()
             await store.open()  # an unreachable server does not stop the app from starting
             for operation in (
                 store.load("k1"),
@@ -408,7 +406,6 @@ def test_a_client_database_or_collection_is_accepted(driver: str, closed_port: i
                     await operation
                 assert "ServerSelectionTimeoutError" in str(raised.value)
                 assert "app.s" in str(raised.value)
-            assert time.monotonic() - started < 10
         finally:
             if driver == "pymongo":
                 await mongo.close()

@@ -381,10 +381,8 @@ def test_a_server_outage_is_a_503_and_the_session_survives_it(
         assert browser.get("/me").json() == {"user": "alice"}
 
         pg_server.stop()
-        started = time.monotonic()
         response = browser.get("/me")
         assert response.status_code == 503
-        assert time.monotonic() - started < 3
         assert response.headers["retry-after"] == "7"
         assert set_cookies(response) == []  # the cookie stays as it was
         assert browser.get("/health").json() == {"ok": True}
@@ -404,7 +402,7 @@ def test_a_server_outage_is_a_503_and_the_session_survives_it(
     assert any(message.startswith("expired session cleanup failed") for message in messages)
 
 
-def test_a_server_that_never_answers_is_a_503_within_the_store_timeout() -> None:
+def test_a_server_that_never_answers_is_a_503_within_the_store_timeout(caplog: pytest.LogCaptureFixture) -> None:
     with socket.socket() as silent:  # accepts TCP connections (the backlog) and never says a word
         silent.bind(("127.0.0.1", 0))
         silent.listen(8)
@@ -412,7 +410,8 @@ def test_a_server_that_never_answers_is_a_503_within_the_store_timeout() -> None
         url = f"postgresql://postgres@127.0.0.1:{port}/test?cleanup_interval=0&connect_timeout=1.5"
         app = login_app(make_manager(AuthSession, PostgresStore.from_url(url), store_timeout=0.3))
         with client(app) as browser:  # startup waits connect_timeout, then the app starts
-            started = time.monotonic()
+            caplog.clear()
             response = browser.post("/login/alice")
             assert response.status_code == 503
-            assert time.monotonic() - started < 1.2  # store_timeout, not connect_timeout
+        # What ended the request is the store timeout, not the (longer) connect timeout.
+        assert any("timed out after 0.3 s (SESSION_STORE_TIMEOUT)" in record.getMessage() for record in caplog.records)

@@ -312,10 +312,8 @@ def test_redis_down_is_503_and_the_session_survives_a_restart(tmp_path: Path) ->
             assert cookie is not None
 
             server.kill()
-            started = time.monotonic()
             response = test_client.get("/me")
             assert response.status_code == 503
-            assert time.monotonic() - started < 2.0
             assert response.headers["retry-after"] == str(sessions.settings.retry_after)
             assert response.json() == {"detail": "Session store unavailable"}
             assert set_cookies(response) == []
