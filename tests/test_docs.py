@@ -35,7 +35,8 @@ from fastapi import FastAPI
 from fastapi.routing import APIRoute
 from pydantic import SecretStr
 
-from fastapi_sessions import SessionSettings, SessionStore, guards
+import fastapi_sessions
+from fastapi_sessions import SessionSettings, SessionStore, exceptions, guards
 from tests import test_store_contract
 from tests.support import SECRET, client
 
@@ -448,7 +449,19 @@ def test_troubleshooting_log_lines_exist() -> None:
 def test_getting_started_lists_every_extra() -> None:
     """The install section names each extra of pyproject.toml that users install, and no other."""
     project = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))["project"]
-    extras = set(project["optional-dependencies"]) - {"demo", "dev"}
+    extras = set(project["optional-dependencies"]) - {"demo", "dev", "docs"}  # the repository's own
     text = (DOCS / "getting-started.md").read_text(encoding="utf-8")
     named = set(re.findall(r"pip install '[\w-]+\[(\w+)\]'", text))
     assert named == extras
+
+
+# The documentation site.
+
+
+def test_api_reference_documents_every_public_name() -> None:
+    """Each name ``fastapi_sessions`` exports has a ``::: fastapi_sessions.<name>`` entry in docs/reference/."""
+    text = "".join(page.read_text(encoding="utf-8") for page in sorted((DOCS / "reference").glob("*.md")))
+    documented = set(re.findall(r"^::: fastapi_sessions\.(\w+)$", text, flags=re.M))
+    if "exceptions" in documented:  # the module's page documents every class in it
+        documented |= {name for name in dir(exceptions) if isinstance(getattr(exceptions, name), type)}
+    assert documented >= set(fastapi_sessions.__all__) - {"__version__"}
