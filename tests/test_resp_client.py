@@ -128,6 +128,13 @@ async def test_a_protocol_error_is_a_lost_connection() -> None:
         await fake.wait_closed()
 
 
+async def test_a_database_the_server_lacks_is_refused_at_connect(server: RedisServer) -> None:
+    client = RespClient(HOST, server.port, db=99)
+    with pytest.raises(ResponseError, match="DB index is out of range"):
+        await client.ping()
+    await client.aclose()
+
+
 async def test_a_reply_after_its_caller_gave_up_reaches_no_later_caller(server: RedisServer) -> None:
     client = RespClient(HOST, server.port)
     assert await client.ping()
