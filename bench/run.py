@@ -7,6 +7,7 @@ first). See docs/performance.md for what is measured and how.
     bench/run --quick             # one server pass, short runs, ~2 minutes
     bench/run --peers fastapi,ours-memory,starsessions-redis
     bench/run --live-sessions 1,10000,100000,1000000
+    bench/run --only clients      # the Redis clients side by side (RespClient, redis-py, coredis), ~1 minute
 """
 
 import argparse
@@ -18,6 +19,7 @@ import json
 import os
 import platform
 import re
+import resource
 import secrets
 import shutil
 import signal
@@ -45,7 +47,8 @@ CONNECTIONS = 32
 ROUTES = {"bare": ("GET", "/bare"), "read": ("GET", "/read"), "write": ("POST", "/write")}
 PASSES = [("uvloop", "httptools"), ("asyncio", "h11")]
 # Redis databases of the benchmark's own redis-server, one per peer family.
-REDIS_DB = {"ours": 1, "starsessions": 2, "express": 3}
+REDIS_DB = {"ours": 1, "starsessions": 2, "express": 3, "clients": 5}
+SECTIONS = ("http", "inproc", "race", "sizes", "live", "clients")
 POSTGRES_DB = "fastapi_sessions_bench"
 
 HTTP_NOTES = """\
@@ -693,6 +696,80 @@ def our_store_key(cookie: str) -> str:
     return store_key(value.rsplit(".", 1)[0], name.removeprefix("__Host-"))
 
 
+# The Redis clients side by side.
+
+CLIENT_LABELS = {
+    "builtin": "RespClient (ours, `?driver=builtin`)",
+    "redis-py": "redis-py asyncio (`?driver=redis-py`)",
+    "coredis": "coredis",
+}
+CLIENT_WORK = {
+    "load": "RedisStore.load (HGETALL)",
+    "update": "RedisStore.update (EVALSHA)",
+    "get": "client GET (no store)",
+}
+CLIENTS_NOTES = """
+Each client runs in one process of the project's venv (uvloop), pinned to core {server_core}, against the
+benchmark's redis-server on core {client_core}; `bench/redis_clients.py` does the work. ops/s: operations
+completed per second by that many concurrent tasks (each awaits its operation, then starts the next);
+x ours: over RespClient's ops/s in the same cell; CPU µs/op: that process's CPU time per operation; p50
+and p99: the latency of one operation, in µs, as its caller saw it. Each cell is the best of {rounds}
+interleaved round(s) of {seconds} s. The store rows are the work of a request's session (a read loads, a
+write updates): RespClient and redis-py under `RedisStore.from_url`, coredis under `RedisStore` through
+an adapter offering the commands the store sends; `get` is each client's own GET, the cost per command.
+On a busy machine (see the load average above) read CPU µs/op before ops/s: other processes' time
+slices land in the wall-clock columns, most of all at 1 task, where every operation waits on a wake-up."""
+
+
+def redis_clients(services: Services, args: argparse.Namespace) -> list[str]:
+    """Run bench/redis_clients.py against the benchmark's redis-server; its results as a Markdown section."""
+    assert services.redis is not None
+    url = services.redis.url(REDIS_DB["clients"])
+    cmd = ["taskset", "-c", SERVER_CORE, MAIN_PY, os.path.join(BENCH, "redis_clients.py"), "--url", url]
+    cmd += ["--seconds", str(args.client_seconds), "--rounds", str(args.rounds)]
+    env = {key: value for key, value in os.environ.items() if not key.startswith("SESSION_")}
+    env["PYTHONPATH"] = REPO
+    busy, clock = core_busy_seconds(SERVER_CORE), time.monotonic()
+    children = resource.getrusage(resource.RUSAGE_CHILDREN)
+    out = subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True)
+    if out.returncode != 0:
+        raise RuntimeError(f"bench/redis_clients.py: {out.stderr.strip()[-2000:]}")
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    own = after.ru_utime + after.ru_stime - children.ru_utime - children.ru_stime
+    others = max((core_busy_seconds(SERVER_CORE) - busy - own) / (time.monotonic() - clock), 0.0)
+    result: dict[str, Any] = json.loads(out.stdout.strip().splitlines()[-1])
+    cells = {(cell["client"], cell["workload"], cell["concurrency"]): cell for cell in result["cells"]}
+    found = list(dict.fromkeys(cell["client"] for cell in result["cells"]))
+    lines = [
+        "## Redis clients side by side (in-process, one client per row)",
+        "",
+        "- versions: " + ", ".join(f"{name} {version}" for name, version in result["versions"].items()),
+        f"- other processes used {others:.0%} of the clients' core during the run",
+        "",
+        "| work | tasks | client | ops/s | x ours | CPU µs/op | p50 µs | p99 µs |",
+        "|---|--:|---|--:|--:|--:|--:|--:|",
+    ]
+    for workload, concurrency in dict.fromkeys((cell["workload"], cell["concurrency"]) for cell in result["cells"]):
+        ours = cells.get(("builtin", workload, concurrency))
+        for client in found:
+            cell = cells.get((client, workload, concurrency))
+            if cell is None:
+                continue
+            ratio = cell["ops_s"] / ours["ops_s"] if ours else float("nan")
+            label = CLIENT_LABELS.get(client, client)
+            lines.append(
+                f"| {CLIENT_WORK[workload]} | {concurrency} | {label} | {fmt(cell['ops_s'])} | {fmt(ratio, 2)}"
+                f" | {fmt(cell['cpu_us'], 1)} | {fmt(cell['p50_us'])} | {fmt(cell['p99_us'])} |"
+            )
+    lines += [
+        CLIENTS_NOTES.format(
+            server_core=SERVER_CORE, client_core=CLIENT_CORE, rounds=args.rounds, seconds=args.client_seconds
+        ),
+        "",
+    ]
+    return lines
+
+
 # Report.
 
 
@@ -745,8 +822,9 @@ def versions(peers: list[Peer], services: Services) -> list[str]:
                 pass
         lines.append(f"- Node {node}: {' '.join(pkgs)}")
     tools = []
-    wrk_version = subprocess.run(["wrk", "-v"], capture_output=True, text=True)
-    tools.append((wrk_version.stdout + wrk_version.stderr).strip().splitlines()[0].split(" [")[0])
+    if shutil.which("wrk") is not None:
+        wrk_version = subprocess.run(["wrk", "-v"], capture_output=True, text=True)
+        tools.append((wrk_version.stdout + wrk_version.stderr).strip().splitlines()[0].split(" [")[0])
     if services.redis is not None:
         tools.append(f"redis-server {services.redis.version()} (own instance, core {CLIENT_CORE})")
     if services.postgres is not None:
@@ -818,8 +896,14 @@ def main() -> int:
     )
     parser.add_argument("--race-writes", type=int, default=300)
     parser.add_argument("--race-readers", type=int, default=16)
-    parser.add_argument("--skip", default="", help="comma-separated sections to skip: http,inproc,race,sizes,live")
-    parser.add_argument("--output", default=os.path.join(RESULTS, "latest.md"))
+    parser.add_argument("--skip", default="", help=f"comma-separated sections to skip: {','.join(SECTIONS)}")
+    parser.add_argument("--only", default="", help="comma-separated sections to run, the others skipped")
+    parser.add_argument(
+        "--client-seconds", type=float, help="seconds of each Redis client run (default 1.5, quick 0.75)"
+    )
+    parser.add_argument(
+        "--output", help="where to write the report (default results/latest.md; with --only, results/<sections>.md)"
+    )
     args = parser.parse_args()
     args.duration = args.duration or 2
     args.rounds = args.rounds or (1 if args.quick else 2)
@@ -831,6 +915,15 @@ def main() -> int:
     if args.passes:
         passes = [tuple(item.split("+")) for item in args.passes.split(",")]  # type: ignore[misc]
     skip = set(filter(None, args.skip.split(",")))
+    if args.only:
+        skip |= set(SECTIONS) - set(args.only.split(","))
+    unknown_sections = (skip | set(filter(None, args.only.split(",")))) - set(SECTIONS)
+    if unknown_sections:
+        parser.error(f"unknown sections: {', '.join(sorted(unknown_sections))} (the sections: {', '.join(SECTIONS)})")
+    args.client_seconds = args.client_seconds or (0.75 if args.quick else 1.5)
+    if args.output is None:
+        name = "-".join(sorted(set(args.only.split(",")))) if args.only else "latest"
+        args.output = os.path.join(RESULTS, f"{name}.md")
 
     peers = all_peers()
     for peer in peers:
@@ -846,6 +939,8 @@ def main() -> int:
             parser.error(f"unknown peers: {', '.join(sorted(unknown))} (see --list)")
         peers = [peer for peer in peers if peer.key in wanted]
     for tool in ("wrk", "taskset", "redis-server", "redis-cli"):
+        if tool == "wrk" and "http" in skip and "race" in skip:
+            continue
         if shutil.which(tool) is None:
             print(
                 f"{tool} is missing: apt-get update && apt-get install -y wrk util-linux redis-server", file=sys.stderr
@@ -858,7 +953,9 @@ def main() -> int:
 
     started = time.monotonic()
     scratch = tempfile.mkdtemp(prefix="fastapi-sessions-bench-")
-    redis = RedisServer() if any(peer.store == "redis" for peer in peers) else None
+    if skip >= {"http", "inproc", "race", "sizes", "live"}:
+        peers, skipped = [], []  # only the clients section: no server to start
+    redis = RedisServer() if "clients" not in skip or any(peer.store == "redis" for peer in peers) else None
     postgres = Postgres() if any(peer.store == "postgres" for peer in peers) else None
     services = Services(redis, postgres)
     out: list[str] = []
@@ -878,9 +975,14 @@ def main() -> int:
             f"- date: {datetime.datetime.now(datetime.UTC).strftime('%Y-%m-%d %H:%M UTC')}",
             f"- machine: {machine()}",
             f"- command: `{command.strip()}`",
-            f"- method: uvicorn, 1 worker, `taskset -c {SERVER_CORE}`; `taskset -c {CLIENT_CORE} wrk -t1 "
-            f"-c{CONNECTIONS} -d{args.duration}s --latency` after a {args.warmup} s warm-up; one session cookie "
-            "shared by all connections; ratios are against bare FastAPI's same route in the same pass",
+        ]
+        if peers:
+            out.append(
+                f"- method: uvicorn, 1 worker, `taskset -c {SERVER_CORE}`; `taskset -c {CLIENT_CORE} wrk -t1 "
+                f"-c{CONNECTIONS} -d{args.duration}s --latency` after a {args.warmup} s warm-up; one session cookie "
+                "shared by all connections; ratios are against bare FastAPI's same route in the same pass"
+            )
+        out += [
             "- versions:",
             *versions(peers, services),
         ]
@@ -1012,8 +1114,13 @@ def main() -> int:
                     "",
                 ]
 
+        if "clients" not in skip:
+            print("Redis clients", file=sys.stderr)
+            out += redis_clients(services, args)
+
         first_pass = http_rows.get("+".join(PASSES[0]), [])
-        out += targets(first_pass, inproc_results)
+        if peers:
+            out += targets(first_pass, inproc_results)
         if first_pass:
             summary_at = next(index for index, line in enumerate(out) if line.startswith("## "))
             out[summary_at:summary_at] = summary(peers, first_pass, inproc_results, race_rows, args.race_writes)

@@ -18,6 +18,7 @@ from typing import Any
 import redis
 
 from tests.support import free_port, unavailable
+from tests.tls_certs import TlsFiles
 
 HOST = "127.0.0.1"
 SENTINEL_SERVICE = "mymaster"
@@ -57,6 +58,8 @@ class RedisServer:
         replica_of: Replicate the server on this port.
         password: Start with ``--requirepass``; the checking client authenticates with it.
         user: An ACL user to create at startup, as ``(name, password)``, allowed every command and key.
+        tls: Listen for TLS only (on ``port``), with the server certificate of these files.
+        tls_clients: With ``tls``, require a client certificate signed by the files' CA.
     """
 
     def __init__(
@@ -69,6 +72,8 @@ class RedisServer:
         replica_of: int | None = None,
         password: str | None = None,
         user: tuple[str, str] | None = None,
+        tls: TlsFiles | None = None,
+        tls_clients: bool = False,
     ) -> None:
         self.directory = directory
         self.port = port or free_port()
@@ -77,11 +82,13 @@ class RedisServer:
         self.replica_of = replica_of
         self.password = password
         self.user = user
+        self.tls = tls
+        self.tls_clients = tls_clients
         self.process: subprocess.Popen[bytes] | None = None
 
     @property
     def url(self) -> str:
-        return f"redis://{HOST}:{self.port}"
+        return f"{'rediss' if self.tls else 'redis'}://{HOST}:{self.port}"
 
     @property
     def pid(self) -> int | None:
@@ -100,9 +107,15 @@ class RedisServer:
         if self.user is not None:
             name, password = self.user
             credentials += ["--user", name, "on", f">{password}", "~*", "&*", "+@all"]
+        ports = ["--port", str(self.port)]
+        if self.tls is not None:
+            ports = ["--port", "0", "--tls-port", str(self.port), "--tls-cert-file", str(self.tls.server_cert)]
+            ports += ["--tls-key-file", str(self.tls.server_key), "--tls-ca-cert-file", str(self.tls.ca)]
+            ports += ["--tls-auth-clients", "yes" if self.tls_clients else "no"]
         return [
             redis_server_binary(),
-            *("--port", str(self.port), "--bind", HOST, "--dir", str(self.directory)),
+            *ports,
+            *("--bind", HOST, "--dir", str(self.directory)),
             *("--save", "", "--daemonize", "no", "--logfile", f"redis-{self.port}.log"),
             *persistence,
             *cluster,
@@ -129,6 +142,9 @@ class RedisServer:
         """A synchronous client of this server, for setting up and checking; close it after use."""
         if self.password is not None:
             kwargs.setdefault("password", self.password)
+        if self.tls is not None:
+            kwargs.update(ssl=True, ssl_ca_certs=str(self.tls.ca))
+            kwargs.update(ssl_certfile=str(self.tls.client_cert), ssl_keyfile=str(self.tls.client_key))
         return redis.Redis(host=HOST, port=self.port, socket_timeout=2, **kwargs)
 
     def kill(self) -> None:

@@ -1,10 +1,11 @@
-"""RespClient, the pipelining client behind RedisStore on one server: against a redis-server of the test's own."""
+"""RespClient, the pipelining client behind RedisStore on one server: against a redis-server of the test's own.
+
+The faults as a user meets them, through the store and over HTTP, are in tests/test_redis_faults.py.
+"""
 
 import asyncio
-import logging
 import os
 import signal
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -13,11 +14,9 @@ from redis.exceptions import AuthenticationError, NoScriptError, ResponseError
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
-from fastapi_sessions import AuthSession, SessionManager
-from fastapi_sessions.signing import new_session_id
-from fastapi_sessions.stores.redis import RedisStore, RespClient
-from tests.redis_servers import HOST, RedisServer, StallingLink, redis_server
-from tests.support import client, free_port, login_app, make_manager, set_cookies
+from fastapi_sessions.stores.redis import RespClient
+from tests.redis_servers import HOST, RedisServer
+from tests.support import free_port
 
 pytestmark = pytest.mark.anyio
 
@@ -111,6 +110,31 @@ async def test_authentication(tmp_path: Path) -> None:
         server.stop()
 
 
+async def test_a_protocol_error_is_a_lost_connection() -> None:
+    async def refuse(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await reader.read(1)
+        writer.write(b"-ERR Protocol error: invalid bulk length\r\n")  # then Redis closes the connection
+        await writer.drain()
+        writer.close()
+
+    fake = await asyncio.start_server(refuse, HOST, 0)
+    try:
+        client = RespClient(HOST, fake.sockets[0].getsockname()[1])
+        with pytest.raises(RedisConnectionError, match="Protocol error: invalid bulk length"):
+            await client.ping()
+        await client.aclose()
+    finally:
+        fake.close()
+        await fake.wait_closed()
+
+
+async def test_a_database_the_server_lacks_is_refused_at_connect(server: RedisServer) -> None:
+    client = RespClient(HOST, server.port, db=99)
+    with pytest.raises(ResponseError, match="DB index is out of range"):
+        await client.ping()
+    await client.aclose()
+
+
 async def test_a_reply_after_its_caller_gave_up_reaches_no_later_caller(server: RedisServer) -> None:
     client = RespClient(HOST, server.port)
     assert await client.ping()
@@ -126,77 +150,3 @@ async def test_a_reply_after_its_caller_gave_up_reaches_no_later_caller(server: 
     assert await client.execute_command("ECHO", "second") == b"second"
     assert await client.execute_command("ECHO", "third") == b"third"
     await client.aclose()
-
-
-# Faults through HTTP: SESSION_STORE_TIMEOUT cancels the store call, as in production.
-
-
-def http_manager(url: str) -> SessionManager[AuthSession]:
-    """A manager on the built-in client whose store calls are cancelled after ``DEADLINE``."""
-    return make_manager(AuthSession, RedisStore.from_url(url), store_timeout=DEADLINE)
-
-
-def test_a_stalled_connection_costs_one_503_and_the_next_request_reconnects(tmp_path: Path) -> None:
-    with redis_server(tmp_path) as server, StallingLink(server.port) as link:
-        with client(login_app(http_manager(f"redis://{HOST}:{link.port}/0"))) as browser:
-            assert browser.post("/login/alice").status_code == 200
-            assert browser.get("/me").json() == {"user": "alice"}
-            assert link.connections == 1
-
-            link.stall()  # the server is fine; this connection will never carry a reply again
-            started = time.monotonic()
-            response = browser.get("/me")
-            assert response.status_code == 503 and set_cookies(response) == []
-            assert time.monotonic() - started < 10 * DEADLINE
-
-            response = browser.get("/me")  # the stalled connection was dropped: a new one
-            assert response.status_code == 200 and response.json() == {"user": "alice"}
-            assert link.connections == 2
-            assert browser.get("/me").json() == {"user": "alice"}
-
-
-def test_a_frozen_server_costs_a_503_while_frozen_only(tmp_path: Path) -> None:
-    with redis_server(tmp_path) as server:
-        with client(login_app(http_manager(f"{server.url}/0"))) as browser:
-            assert browser.post("/login/alice").status_code == 200
-            assert server.pid is not None
-            os.kill(server.pid, signal.SIGSTOP)
-            try:
-                assert browser.get("/me").status_code == 503
-                assert browser.get("/me").status_code == 503
-            finally:
-                os.kill(server.pid, signal.SIGCONT)
-            assert browser.get("/me").json() == {"user": "alice"}
-
-
-def test_a_password_and_an_acl_user(tmp_path: Path) -> None:
-    server = RedisServer(tmp_path, password="s3cret", user=("sessions", "acl-pw")).start()
-    try:
-        for url in (f"redis://:s3cret@{HOST}:{server.port}/0", f"redis://sessions:acl-pw@{HOST}:{server.port}/3"):
-            with client(login_app(http_manager(url))) as browser:
-                assert browser.post("/login/alice").status_code == 200
-                assert browser.get("/me").json() == {"user": "alice"}
-        with server.client() as admin:
-            assert admin.execute_command("ACL", "LOG") == []
-    finally:
-        server.stop()
-
-
-@pytest.mark.parametrize("user", ["", "sessions"])
-def test_a_wrong_password_is_a_clear_503_that_never_shows_it(
-    tmp_path: Path, caplog: pytest.LogCaptureFixture, user: str
-) -> None:
-    caplog.set_level(logging.DEBUG, "fastapi_sessions")
-    server = RedisServer(tmp_path, password="s3cret", user=("sessions", "acl-pw")).start()
-    try:
-        sessions = http_manager(f"redis://{user}:not-the-pw@{HOST}:{server.port}/0")
-        with client(login_app(sessions)) as browser:  # the app starts, and says why Redis refuses it
-            assert f"authentication as {user or 'default'!r} refused" in caplog.text
-            assert "WRONGPASS" in caplog.text
-            cookie = f"{sessions.cookie_name}={sessions.signer.sign(new_session_id())}"
-            response = browser.get("/me", headers={"cookie": cookie})
-            assert response.status_code == 503
-            assert browser.post("/login/alice").status_code == 503
-        assert "not-the-pw" not in caplog.text and "not-the-pw" not in response.text
-    finally:
-        server.stop()

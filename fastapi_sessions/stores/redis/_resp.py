@@ -47,6 +47,8 @@ def _error(reply: hiredis.ReplyError) -> Exception:
     code = message.split(" ", 1)[0]
     if code in ("NOAUTH", "WRONGPASS", "NOPERM"):
         return AuthenticationError(message)
+    if message.startswith("ERR Protocol error"):  # Redis closes the connection after saying this
+        return RedisConnectionError(message)
     return _ERRORS.get(code, ResponseError)(message)
 
 
@@ -177,10 +179,12 @@ class RespClient:
                 _, connection = await loop.create_connection(
                     lambda: _Connection(loop, self.where), self.host, self.port, ssl=self._ssl
                 )
-                setup: list[Sequence[str | int]] = []
+                # Without a password, a PING: a server that wants one says so now (NOAUTH), before any
+                # command of the store is queued on a connection it will refuse.
+                setup: list[Sequence[str | int]] = [("PING",)]
                 if self._password is not None:
                     auth = ("AUTH", self._username, self._password) if self._username else ("AUTH", self._password)
-                    setup.append(auth)
+                    setup = [auth]
                 if self.db:
                     setup.append(("SELECT", self.db))
                 try:
@@ -190,7 +194,18 @@ class RespClient:
                     connection.abort()
                     # The server's reason (WRONGPASS...), and who: never the password.
                     user = self._username or "default"
+                    if self._password is None:
+                        raise AuthenticationError(f"Redis wants a password, and the URL gives none: {exc}") from None
                     raise AuthenticationError(f"authentication as {user!r} refused: {exc}") from None
+                except ResponseError as exc:
+                    connection.abort()
+                    if "password" not in str(exc) or self._password is None:
+                        raise
+                    # Redis 6 and 7: "ERR AUTH <password> called without any password configured ...".
+                    raise AuthenticationError(
+                        "the URL gives a password, but Redis has none set for the default user: remove it from "
+                        f"the URL, or set one on the server (requirepass): {exc}"
+                    ) from None
                 except BaseException:
                     connection.abort()
                     raise
