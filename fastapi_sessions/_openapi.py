@@ -6,9 +6,10 @@ session (through ``Depends(sessions)`` or a guard, at any depth) gets the status
 A response the route declares itself is left as it is.
 """
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
+import fastapi.routing
 from fastapi import FastAPI
 from fastapi.routing import APIRoute
 
@@ -38,23 +39,36 @@ def document_session_responses(app: FastAPI, core: SessionCore, dependency: obje
         dependency: The manager itself, used as ``Depends(sessions)``.
     """
     build: Callable[[], dict[str, Any]] = app.openapi
+    documented: list[dict[str, Any]] = []  # the schema last written into; FastAPI rebuilds it when routes change
 
     def openapi() -> dict[str, Any]:
-        if app.openapi_schema is not None:
-            return app.openapi_schema
         schema = build()
-        for route in app.routes:
-            if isinstance(route, APIRoute) and route.include_in_schema:
+        if documented and documented[0] is schema:
+            return schema
+        for route in _api_routes(app):
+            if route.include_in_schema:
                 for method in route.methods or ():
                     operation = schema.get("paths", {}).get(route.path_format, {}).get(method.lower())
                     if operation is not None:
                         _document(operation, route, method, core, dependency)
+        documented[:] = [schema]
         return schema
 
     app.openapi = openapi  # type: ignore[method-assign]  # FastAPI's documented way to customise the schema
 
 
-def _document(operation: dict[str, Any], route: APIRoute, method: str, core: SessionCore, dependency: object) -> None:
+def _api_routes(app: FastAPI) -> Iterator[Any]:
+    """The app's API routes, those of included routers with the router's dependencies among theirs."""
+    contexts = getattr(fastapi.routing, "iter_route_contexts", None)
+    if contexts is None:  # pragma: no cover  # FastAPI before lazy router inclusion: app.routes holds them all
+        yield from (route for route in app.routes if isinstance(route, APIRoute))
+        return
+    for context in contexts(app.routes):
+        if isinstance(context.original_route, APIRoute):
+            yield context
+
+
+def _document(operation: dict[str, Any], route: Any, method: str, core: SessionCore, dependency: object) -> None:
     calls = reachable(route.dependant)
     guards = [call for call in calls if isinstance(call, SessionGuard | CsrfGuard)]
     checking = [guard for guard in guards if not is_exempt_on(route.endpoint, guard)]
