@@ -216,7 +216,8 @@ def test_httpx2_async_client(memory_sessions: SessionManager[UserSession]) -> No
 
 
 def test_misuse_is_explained(memory_sessions: SessionManager[UserSession]) -> None:
-    with pytest.raises(TypeError, match="expected a fastapi.testclient.TestClient or an httpx.AsyncClient, got str"):
+    expected = r"expected a fastapi\.testclient\.TestClient or an httpx\.AsyncClient, got str"
+    with pytest.raises(TypeError, match=expected):
         seed_session("https://testserver", memory_sessions)  # type: ignore[call-overload]
     plain = make_manager(SessionModel, MemoryStore())
     with client(build_app(memory_sessions)) as browser:
