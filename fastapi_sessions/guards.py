@@ -20,7 +20,7 @@ from fastapi_sessions._logs import printable
 from fastapi_sessions._request import RequestSession
 from fastapi_sessions.model import AuthSession, ModelT
 
-__all__ = ["CsrfGuard", "SessionGuard", "public"]
+__all__ = ["SCHEME_NAME", "CsrfGuard", "SessionGuard", "is_exempt_on", "public", "reachable"]
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -50,11 +50,11 @@ def public(endpoint: F) -> F:
         @sessions.public
         async def health() -> dict[str, str]: ...
     """
-    setattr(endpoint, _PUBLIC_ATTRIBUTE, frozenset(map(id, _reachable(get_dependant(path="", call=endpoint)))))
+    setattr(endpoint, _PUBLIC_ATTRIBUTE, frozenset(map(id, reachable(get_dependant(path="", call=endpoint)))))
     return endpoint
 
 
-def _reachable(dependant: Dependant) -> list[Any]:
+def reachable(dependant: Dependant) -> list[Any]:
     """Every callable ``dependant`` depends on, at any depth (through ``Depends`` and ``Security``)."""
     found: list[Any] = []
     pending = list(dependant.dependencies)
@@ -67,8 +67,13 @@ def _reachable(dependant: Dependant) -> list[Any]:
 
 
 def _exempt(connection: HTTPConnection, guard: object) -> bool:
-    """Whether ``guard`` is skipped: the route is `public` and its endpoint does not depend on the guard."""
-    own: frozenset[int] | None = getattr(connection.scope.get("endpoint"), _PUBLIC_ATTRIBUTE, None)
+    """Whether ``guard`` is skipped on this request's route."""
+    return is_exempt_on(connection.scope.get("endpoint"), guard)
+
+
+def is_exempt_on(endpoint: object, guard: object) -> bool:
+    """Whether ``guard`` is skipped on ``endpoint``: it is `public` and does not itself depend on the guard."""
+    own: frozenset[int] | None = getattr(endpoint, _PUBLIC_ATTRIBUTE, None)
     return own is not None and id(guard) not in own
 
 

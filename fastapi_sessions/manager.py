@@ -5,7 +5,7 @@ import logging
 import time
 from collections.abc import AsyncIterator, Callable
 from functools import cached_property
-from typing import Any, Generic
+from typing import Any, Generic, cast
 
 from fastapi import FastAPI
 from starlette.requests import HTTPConnection, Request
@@ -17,6 +17,7 @@ from fastapi_sessions._gateway import StoreGateway
 from fastapi_sessions._logs import printable
 from fastapi_sessions._merge import schema_of_model
 from fastapi_sessions._middleware import SessionMiddleware
+from fastapi_sessions._openapi import document_session_responses
 from fastapi_sessions._policy import SessionPolicy
 from fastapi_sessions._registry import SessionInfo, UserSessions
 from fastapi_sessions._request import RequestSession
@@ -126,19 +127,27 @@ class SessionManager(Generic[ModelT]):
         return SessionGuard(self._core, allow_pending=True)
 
     def require_roles(self, *roles: str) -> SessionGuard[ModelT]:
-        """Guard: a logged-in user holding every one of ``roles`` (401 anonymous, 403 lacking one)."""
-        return SessionGuard(self._core, roles=roles)
+        """Guard: a logged-in user holding every one of ``roles`` (401 anonymous, 403 lacking one).
+
+        The same roles, in any order, give the same guard object, so ``app.dependency_overrides``
+        can replace it: ``require_roles("a", "b") is require_roles("b", "a")``.
+        """
+        return self._guard(("roles", frozenset(roles)), lambda: SessionGuard(self._core, roles=roles))
 
     def require_any_role(self, *roles: str) -> SessionGuard[ModelT]:
-        """Guard: a logged-in user holding at least one of ``roles`` (401 anonymous, 403 lacking all)."""
-        return SessionGuard(self._core, roles=roles, any_role=True)
+        """Guard: a logged-in user holding at least one of ``roles`` (401 anonymous, 403 lacking all).
+
+        Like `require_roles`, the same roles in any order give the same guard object.
+        """
+        return self._guard(("any_role", frozenset(roles)), lambda: SessionGuard(self._core, roles=roles, any_role=True))
 
     def require_recent_auth(self, seconds: float) -> SessionGuard[ModelT]:
         """Guard (step-up): a user who authenticated less than ``seconds`` ago (403 otherwise).
 
         After a 403, have the user prove their identity again and call `AuthSession.reauthenticate`.
+        The same ``seconds`` give the same guard object (``300`` and ``300.0`` alike).
         """
-        return SessionGuard(self._core, max_auth_age=seconds)
+        return self._guard(("recent_auth", float(seconds)), lambda: SessionGuard(self._core, max_auth_age=seconds))
 
     @cached_property
     def require_csrf(self) -> CsrfGuard[ModelT]:
@@ -156,6 +165,7 @@ class SessionManager(Generic[ModelT]):
         app.add_middleware(SessionMiddleware, core=self._core)
         app.add_exception_handler(StoreUnavailableError, self._store_unavailable_response)
         app.add_exception_handler(SessionLimitError, _conflict_response)
+        document_session_responses(app, self._core, self)
         inner = app.router.lifespan_context
 
         @contextlib.asynccontextmanager
@@ -196,6 +206,78 @@ class SessionManager(Generic[ModelT]):
     async def revoke_all_sessions(self, user_id: str, *, keep: str | None = None) -> int:
         """Revoke every session of ``user_id`` except the one with handle ``keep``. Returns how many."""
         return await self._core.users.revoke_all(user_id, keep=keep)
+
+    # Guard objects, one per kind and arguments.
+
+    @cached_property
+    def _guards(self) -> dict[tuple[str, object], SessionGuard[ModelT]]:
+        return {}
+
+    def _guard(self, key: tuple[str, object], build: Callable[[], SessionGuard[ModelT]]) -> SessionGuard[ModelT]:
+        guard = self._guards.get(key)
+        if guard is None:
+            guard = self._guards.setdefault(key, build())
+        return guard
+
+    # Sessions made and read without a request: for tests (`fastapi_sessions.testing`) and tools.
+
+    async def create_session(
+        self, prepare: Callable[[ModelT], object] | None = None, *, user_agent: str | None = None
+    ) -> tuple[ModelT, str]:
+        """Store a new session without an HTTP request, written exactly as a request's commit writes one.
+
+        A new session is made from the model's defaults and given a CSRF token; ``prepare`` then
+        changes it as a route would (``lambda session: session.login("42")``), and it is committed:
+        the same record, metadata, per-user index and per-user limit as the commit of a request.
+
+        Args:
+            prepare: Changes the new session before it is stored.
+            user_agent: Recorded as the ``User-Agent`` of the request that made it (`list_sessions` shows it).
+
+        Returns:
+            The session as the next request will load it (reading its ``handle``, ``csrf_token`` and
+            ``created_at`` works; changing it saves nothing), and the ``Set-Cookie`` header value
+            that carries it, with the attributes a response would send.
+
+        Raises:
+            SessionLimitError: ``prepare`` logged a user in who is at ``max_sessions_per_user`` and
+                ``limit_policy`` is ``refuse``.
+            StoreUnavailableError: the store could not be reached.
+        """
+        headers = [(b"user-agent", user_agent.encode("latin-1"))] if user_agent else []
+        request_session = RequestSession(self._core, {"type": "http", "headers": headers, "client": None})
+        model = cast(ModelT, await request_session.load())
+        _ = model.csrf_token  # a change of its own: even a session left at its defaults is stored
+        if prepare is not None:
+            prepare(model)
+        headers = await request_session.commit()
+        object.__setattr__(model, "_request_session", None)
+        if not headers:
+            raise ValueError("prepare left no session to store: it destroyed the new session (destroy or logout)")
+        set_cookie = headers[0][1].decode("latin-1")
+        stored = await self.load_session(set_cookie.partition(";")[0].partition("=")[2])
+        assert stored is not None, "the session just stored does not load"
+        return stored, set_cookie
+
+    async def load_session(self, cookie: str) -> ModelT | None:
+        """The session a session cookie's value names, as a request sending that cookie would load it.
+
+        Nothing is written: the session is not touched and its idle timeout does not restart.
+
+        Args:
+            cookie: The value of the session cookie (without its name).
+
+        Returns:
+            The session (reading its ``handle``, ``csrf_token`` and ``created_at`` works; changing it
+            saves nothing), or ``None`` if the cookie does not verify or its session is unknown, expired
+            or no longer valid for the model: where a request would start a new session.
+        """
+        cookie_header = f"{self.cookie_name}={cookie}".encode("latin-1")
+        request_session = RequestSession(self._core, {"type": "http", "headers": [(b"cookie", cookie_header)]})
+        model = await request_session.load()
+        if request_session.key is None:
+            return None
+        return model  # type: ignore[return-value]  # built from this manager's model
 
 
 async def _conflict_response(request: Request, exc: Exception) -> Response:

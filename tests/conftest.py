@@ -10,15 +10,18 @@ import pytest
 from tests.support import Backend
 
 pytest_plugins = [
-    f"tests.backends.{info.name}"
-    for info in pkgutil.iter_modules([str(Path(__file__).parent / "backends")])
-    if not info.name.startswith("_")
+    "pytester",
+    *(
+        f"tests.backends.{info.name}"
+        for info in pkgutil.iter_modules([str(Path(__file__).parent / "backends")])
+        if not info.name.startswith("_")
+    ),
 ]
 
 
 def backend_names() -> list[str]:
     """Every backend name declared (in ``BACKENDS``) by a module of ``tests/backends/``."""
-    return [name for plugin in pytest_plugins for name in sys.modules[plugin].BACKENDS]
+    return [name for plugin in pytest_plugins if plugin.startswith("tests.") for name in sys.modules[plugin].BACKENDS]
 
 
 @pytest.fixture
