@@ -178,7 +178,9 @@ class SessionManager(Generic[ModelT]):
         The store opens (and the settings are read) before the app's own startup runs, and closes
         after its own shutdown, whatever lifespan the app was given.
         """
-        if getattr(app.state, "fastapi_sessions_installed", None) is self:
+        # Several managers may serve one app (a site and its admin area); each installs once.
+        installed: tuple[SessionManager[Any], ...] = getattr(app.state, "fastapi_sessions_installed", ())
+        if any(manager is self for manager in installed):
             return
         app.add_middleware(SessionMiddleware, core=self._core)
         app.add_exception_handler(StoreUnavailableError, self._store_unavailable_response)
@@ -191,14 +193,16 @@ class SessionManager(Generic[ModelT]):
                 yield state
 
         app.router.lifespan_context = lifespan
-        app.state.fastapi_sessions_installed = self
+        app.state.fastapi_sessions_installed = (*installed, self)
 
     @contextlib.asynccontextmanager
     async def lifespan(self, app: object = None) -> AsyncIterator[None]:
-        """The app's lifespan: `open` at startup, `close` at shutdown: ``FastAPI(lifespan=sessions.lifespan)``.
+        """A lifespan that opens the manager at startup and closes it at shutdown.
 
-        With a lifespan of the app's own, nest ``async with sessions:`` in it instead; `install`
-        does that for whatever lifespan the app has.
+        `install` runs it around the app's own lifespan already. Spell it out where that one does
+        not run, such as an app mounted under another, which gets no lifespan events of its own:
+        ``FastAPI(lifespan=sessions.lifespan)`` on the outer app, or ``async with sessions:``
+        nested in a lifespan of the app's own.
         """
         async with self:
             yield
