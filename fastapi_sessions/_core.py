@@ -1,7 +1,7 @@
 """`SessionCore`: the small set of parts a request's session, the guards and the middleware work with."""
 
 from collections.abc import Callable, Mapping
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeAlias
 
 from fastapi_sessions._cookies import CookieReader, CookieWriter
 from fastapi_sessions._gateway import StoreGateway
@@ -13,7 +13,10 @@ from fastapi_sessions.settings import SessionSettings, environment_cookie_name
 from fastapi_sessions.signing import CookieSigner
 from fastapi_sessions.stores import SessionStore, store_from_url
 
-__all__ = ["SessionCore"]
+__all__ = ["SessionCore", "SettingsSource"]
+
+SettingsSource: TypeAlias = SessionSettings | Callable[[], SessionSettings]
+"""Settings, or a function that returns them when the app starts (``lambda: SessionSettings.load(...)``)."""
 
 # The parts that need the settings, so are built by `SessionCore.build`, not when the core is made.
 _BUILT_PARTS = frozenset(
@@ -46,7 +49,8 @@ class SessionCore:
     Args:
         model_cls: The application's session model.
         scope_key: Where a request's session lives in its ASGI scope.
-        settings: The settings; read from ``SESSION_*`` variables by `build` when ``None``.
+        settings: The settings, or a function `build` calls for them; read from ``SESSION_*``
+            variables by `build` when ``None``.
         store: The store; built from ``settings.store_url`` by `build` when ``None``.
         clock: Returns the current time in seconds.
         scheme_name: The OpenAPI security scheme name, or ``None`` for one derived from the cookie name.
@@ -87,7 +91,7 @@ class SessionCore:
         model_cls: type[SessionModel],
         *,
         scope_key: str,
-        settings: SessionSettings | None,
+        settings: SettingsSource | None,
         store: SessionStore | None,
         clock: Callable[[], float],
         scheme_name: str | None = None,
@@ -115,7 +119,8 @@ class SessionCore:
         """
         if self.built:
             return
-        settings = self._settings if self._settings is not None else SessionSettings.load()
+        given = self._settings
+        settings = SessionSettings.load() if given is None else given if isinstance(given, SessionSettings) else given()
         store = self._store if self._store is not None else store_from_url(settings.store_url)
         policy = SessionPolicy(self.model_cls, settings, self._clock)
         gateway = StoreGateway(store, settings.store_timeout)
@@ -135,7 +140,7 @@ class SessionCore:
         self.users = users
         self._built = True
 
-    def configure(self, *, settings: SessionSettings | None = None, store: SessionStore | None = None) -> None:
+    def configure(self, *, settings: SettingsSource | None = None, store: SessionStore | None = None) -> None:
         """Replace the settings or the store given; the parts are built anew from them on next use.
 
         Raises:
@@ -178,9 +183,10 @@ class SessionCore:
         """The session cookie's name, known before `build`: it needs no secret key.
 
         From the built or given settings, or else from the ``SESSION_*`` variables without reading
-        the secret key, so the OpenAPI schema of an app that never started still renders.
+        the secret key, so the OpenAPI schema of an app that never started still renders. Settings
+        given as a function are built for it (that function may need the secret).
         """
-        if self.built:
+        if self.built or callable(self._settings):
             return self.settings.session_cookie_name
         if self._settings is not None:
             return self._settings.session_cookie_name

@@ -11,7 +11,7 @@ from fastapi import FastAPI
 from starlette.requests import HTTPConnection, Request
 from starlette.responses import Response
 
-from fastapi_sessions._core import SessionCore
+from fastapi_sessions._core import SessionCore, SettingsSource
 from fastapi_sessions._logs import printable
 from fastapi_sessions._middleware import SessionMiddleware
 from fastapi_sessions._registry import SessionInfo
@@ -48,7 +48,9 @@ class SessionManager(Generic[ModelT]):
 
     Args:
         model: The session model, a subclass of `SessionModel` (or `AuthSession` for guards).
-        settings: The settings; read from ``SESSION_*`` environment variables at startup when omitted.
+        settings: The settings, or a function called for them at startup
+            (``lambda: SessionSettings.load(cookie_name="__Host-admin")``); read from ``SESSION_*``
+            environment variables at startup when omitted.
         store: Where sessions live; built from ``settings.store_url`` at startup when omitted.
         clock: Returns the current time in seconds; tests inject their own.
         scheme_name: The name of the OpenAPI security scheme of its guards. By default
@@ -63,7 +65,7 @@ class SessionManager(Generic[ModelT]):
         self,
         model: type[ModelT],
         *,
-        settings: SessionSettings | None = None,
+        settings: SettingsSource | None = None,
         store: SessionStore | None = None,
         clock: Callable[[], float] = time.time,
         scheme_name: str | None = None,
@@ -80,7 +82,7 @@ class SessionManager(Generic[ModelT]):
             scheme_name=scheme_name,
         )
 
-    def configure(self, *, settings: SessionSettings | None = None, store: SessionStore | None = None) -> None:
+    def configure(self, *, settings: SettingsSource | None = None, store: SessionStore | None = None) -> None:
         """Replace the settings or the store before the app starts (a test's own, say).
 
         What is not given stays as it was: the settings and store passed to the constructor, or else

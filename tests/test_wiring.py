@@ -15,7 +15,7 @@ import pytest
 from fastapi import Depends, FastAPI
 from fastapi.testclient import TestClient
 
-from fastapi_sessions import AuthSession, MemoryStore, SessionConfigError, SessionManager
+from fastapi_sessions import AuthSession, MemoryStore, SessionConfigError, SessionManager, SessionSettings
 from tests.support import FakeClock, client, settings
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -200,6 +200,36 @@ def test_configure_before_startup_hands_the_manager_a_tests_settings_and_store()
         assert list(browser.cookies.keys()) == ["__Host-test"]
         assert app.openapi()["components"]["securitySchemes"]["SessionCookie-test"]["name"] == "__Host-test"
     assert len(store) == 1
+
+
+def test_settings_given_as_a_function_are_built_at_startup() -> None:
+    calls: list[str] = []
+
+    def admin_settings() -> SessionSettings:
+        calls.append("built")
+        return settings(cookie_name="__Host-admin")
+
+    sessions = SessionManager(AuthSession, settings=admin_settings)
+    app = site(sessions)
+    assert calls == []
+    with client(app) as browser:
+        assert calls == ["built"]
+        browser.post("/login/ann")
+        assert list(browser.cookies.keys()) == ["__Host-admin"]
+    assert sessions.cookie_name == "__Host-admin" and calls == ["built"]
+
+
+def test_settings_given_as_a_function_give_the_cookie_name_before_startup() -> None:
+    sessions = SessionManager(AuthSession, settings=lambda: settings(cookie_name="__Host-admin"))
+    assert sessions.cookie_name == "__Host-admin"
+    assert list(site(sessions).openapi()["components"]["securitySchemes"]) == ["SessionCookie-admin"]
+
+
+def test_a_settings_function_that_fails_stops_the_startup() -> None:
+    sessions = SessionManager(AuthSession, settings=lambda: SessionSettings.load(max_age=0))
+    app = site(sessions)
+    with pytest.raises(SessionConfigError, match="SESSION_SECRET_KEY: required but not set"), TestClient(app):
+        pass
 
 
 def test_configure_is_refused_while_the_store_is_open_and_allowed_after_shutdown() -> None:
