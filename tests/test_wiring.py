@@ -175,9 +175,21 @@ def test_a_missing_secret_fails_when_the_app_starts_naming_the_variable() -> Non
         pass
 
 
+def test_the_cookie_name_needs_no_secret_key(monkeypatch: pytest.MonkeyPatch) -> None:
+    sessions = SessionManager(AuthSession)
+    assert sessions.cookie_name == "__Host-session"
+    monkeypatch.setenv("SESSION_COOKIE_NAME", "__Secure-sid")
+    assert sessions.cookie_name == "__Secure-sid"
+    with pytest.raises(SessionConfigError, match="SESSION_SECRET_KEY"):
+        sessions.signer  # noqa: B018  # the signer needs the secret
+    assert not hasattr(sessions._core, "no_such_part")
+
+
 def test_settings_are_read_when_the_app_starts(monkeypatch: pytest.MonkeyPatch) -> None:
     sessions = SessionManager(AuthSession)
     app = site(sessions)
+    assert app.openapi()["components"]["securitySchemes"]["SessionCookie"]["name"] == "__Host-session"
+    app.openapi_schema = None
     monkeypatch.setenv("SESSION_SECRET_KEY", settings().secret_key.get_secret_value())
     monkeypatch.setenv("SESSION_COOKIE_NAME", "__Host-late")
     with client(app) as browser:
