@@ -17,7 +17,10 @@ assert "site-packages" not in fastapi_sessions.__file__, fastapi_sessions.__file
 
 
 class SoakSession(AuthSession):
-    """A counter (`Counter`: concurrent increments add up), a dict with one key per client, and a list every client appends to."""
+    """A counter (`Counter`: concurrent increments add up), a dict with one key per client, and a list.
+
+    Every client appends to the list.
+    """
 
     hits: Counter = 0
     counts: dict[str, int] = {}
