@@ -32,6 +32,11 @@ class StoreGateway:
         self._opened = False
         self._open_lock = asyncio.Lock()
 
+    @property
+    def is_open(self) -> bool:
+        """Whether the store is open (between `open` and `close`)."""
+        return self._opened
+
     async def open(self) -> None:
         """Open the store, once (at app startup, or on first use if the app never started)."""
         async with self._open_lock:

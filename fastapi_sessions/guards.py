@@ -2,6 +2,7 @@
 
 import importlib.util
 import logging
+import re
 import secrets
 from collections.abc import Callable, Collection
 from typing import Any, Generic, TypeVar
@@ -10,6 +11,7 @@ from urllib.parse import parse_qsl, urlsplit
 from fastapi.dependencies.models import Dependant
 from fastapi.dependencies.utils import get_dependant
 from fastapi.openapi.models import APIKey, APIKeyIn
+from fastapi.openapi.models import SecurityBase as SecurityBaseModel
 from fastapi.security.base import SecurityBase
 from starlette.exceptions import HTTPException, WebSocketException
 from starlette.requests import HTTPConnection, Request
@@ -33,6 +35,8 @@ _MULTIPART_FORM = "multipart/form-data"
 _PUBLIC_ATTRIBUTE = "__fastapi_sessions_public__"
 _SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "TRACE"})
 SCHEME_NAME = "SessionCookie"
+# OpenAPI component names match ^[a-zA-Z0-9._-]+$; a cookie name may hold other characters.
+_NOT_IN_COMPONENT_NAME = re.compile(r"[^A-Za-z0-9._-]")
 
 
 def public(endpoint: F) -> F:
@@ -84,13 +88,38 @@ def _deny(connection: HTTPConnection, status_code: int, detail: str) -> Exceptio
     return HTTPException(status_code=status_code, detail=detail, headers=headers)
 
 
+def _scheme_name_for(cookie_name: str) -> str:
+    """The OpenAPI security scheme name of a session cookie, distinct for each cookie name.
+
+    ``SessionCookie`` for the default cookie (``session``, ``__Host-session``); ``SessionCookie-<name>``,
+    without the ``__Host-`` or ``__Secure-`` prefix, for another, so that two managers of one app
+    (a site and its admin area) show two schemes.
+    """
+    stem = cookie_name.removeprefix("__Host-").removeprefix("__Secure-")
+    if stem == "session":
+        return SCHEME_NAME
+    return f"{SCHEME_NAME}-{_NOT_IN_COMPONENT_NAME.sub('_', stem)}"
+
+
 class _CookieScheme(SecurityBase, Generic[ModelT]):
-    """Shows the session cookie as an ``apiKey`` security scheme in the OpenAPI schema."""
+    """Shows the session cookie as an ``apiKey`` security scheme in the OpenAPI schema.
+
+    The scheme is read when the schema is rendered, not when the guard is made: the cookie name
+    comes from the settings, which a manager reads when the app starts.
+    """
 
     def __init__(self, core: SessionCore, description: str) -> None:
         self.core = core
-        self.model = APIKey(**{"in": APIKeyIn.cookie}, name=core.settings.session_cookie_name, description=description)
-        self.scheme_name = SCHEME_NAME
+        self.description = description
+
+    # Properties where SecurityBase declares attributes: FastAPI only reads them.
+    @property
+    def model(self) -> SecurityBaseModel:  # type: ignore[override]
+        return APIKey(**{"in": APIKeyIn.cookie}, name=self.core.cookie_name, description=self.description)
+
+    @property
+    def scheme_name(self) -> str:  # type: ignore[override]
+        return self.core.scheme_name or _scheme_name_for(self.core.cookie_name)
 
     async def _load(self, connection: HTTPConnection) -> tuple[RequestSession, ModelT]:
         request_session = await RequestSession.of(connection, self.core)
@@ -164,7 +193,11 @@ class CsrfGuard(_CookieScheme[ModelT]):
 
     def __init__(self, core: SessionCore) -> None:
         super().__init__(core, "Session cookie; unsafe requests also need the X-CSRF-Token header")
-        self.trusted_origins = frozenset(origin.rstrip("/") for origin in core.settings.csrf_trusted_origins)
+
+    @property
+    def trusted_origins(self) -> frozenset[str]:
+        """``csrf_trusted_origins`` without trailing slashes (read on use: the settings come at startup)."""
+        return frozenset(origin.rstrip("/") for origin in self.core.settings.csrf_trusted_origins)
 
     async def __call__(self, connection: HTTPConnection) -> ModelT:
         request_session, session = await self._load(connection)
@@ -236,7 +269,7 @@ class CsrfGuard(_CookieScheme[ModelT]):
         logger.warning("CSRF check failed on %s %s: " + message, method, printable(connection.url.path), *args)
 
     def _trusted(self, connection: HTTPConnection, origin: str) -> bool:
-        return origin in self.trusted_origins or origin == _own_origin(connection)
+        return origin == _own_origin(connection) or origin in self.trusted_origins
 
 
 def _text(value: object) -> str | None:

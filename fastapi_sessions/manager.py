@@ -5,21 +5,17 @@ import logging
 import time
 from collections.abc import AsyncIterator, Callable
 from functools import cached_property
-from typing import Any, Generic, cast
+from typing import Any, Generic, Self, cast
 
 from fastapi import FastAPI
 from starlette.requests import HTTPConnection, Request
 from starlette.responses import Response
 
-from fastapi_sessions._cookies import CookieReader, CookieWriter
-from fastapi_sessions._core import SessionCore
-from fastapi_sessions._gateway import StoreGateway
+from fastapi_sessions._core import SessionCore, SettingsSource
 from fastapi_sessions._logs import printable
-from fastapi_sessions._merge import schema_of_model
 from fastapi_sessions._middleware import SessionMiddleware
 from fastapi_sessions._openapi import document_session_responses
-from fastapi_sessions._policy import SessionPolicy
-from fastapi_sessions._registry import SessionInfo, UserSessions
+from fastapi_sessions._registry import SessionInfo
 from fastapi_sessions._request import RequestSession
 from fastapi_sessions._responses import CONFLICT, STORE_UNAVAILABLE, error_response
 from fastapi_sessions.exceptions import SessionLimitError, StoreUnavailableError
@@ -27,7 +23,7 @@ from fastapi_sessions.guards import CsrfGuard, SessionGuard, public
 from fastapi_sessions.model import ModelT, SessionModel
 from fastapi_sessions.settings import SessionSettings
 from fastapi_sessions.signing import CookieSigner
-from fastapi_sessions.stores import SessionStore, store_from_url
+from fastapi_sessions.stores import SessionStore
 
 __all__ = ["SessionManager"]
 
@@ -45,63 +41,92 @@ class SessionManager(Generic[ModelT]):
         @app.get("/me")
         async def me(session: Annotated[UserSession, Depends(sessions.require_auth)]) -> dict: ...
 
+    Creating the manager reads no setting, so a module that creates it imports without any
+    ``SESSION_*`` variable. The settings are read and the store is built when the app starts
+    (`install`, `lifespan`, ``async with sessions``), or on first use if it never starts; a
+    misconfiguration fails there, naming the variable to fix. Until then `configure` can replace
+    the settings and the store.
+
     Args:
         model: The session model, a subclass of `SessionModel` (or `AuthSession` for guards).
-        settings: The settings; read from ``SESSION_*`` environment variables when omitted.
-        store: Where sessions live; built from ``settings.store_url`` when omitted.
+        settings: The settings, or a function called for them at startup
+            (``lambda: SessionSettings.load(cookie_name="__Host-admin")``); read from ``SESSION_*``
+            environment variables at startup when omitted.
+        store: Where sessions live; built from ``settings.store_url`` at startup when omitted.
         clock: Returns the current time in seconds; tests inject their own.
+        scheme_name: The name of the OpenAPI security scheme of its guards. By default
+            ``SessionCookie`` for the default cookie name and ``SessionCookie-<cookie name>`` for
+            another, so that several managers of one app show distinct schemes.
 
     Raises:
-        SessionConfigError: a setting is missing or invalid; the message names the variable.
+        TypeError: ``model`` is not a `SessionModel` subclass.
     """
 
     def __init__(
         self,
         model: type[ModelT],
         *,
-        settings: SessionSettings | None = None,
+        settings: SettingsSource | None = None,
         store: SessionStore | None = None,
         clock: Callable[[], float] = time.time,
+        scheme_name: str | None = None,
     ) -> None:
         if not (isinstance(model, type) and issubclass(model, SessionModel)):
             raise TypeError(f"SessionManager needs a SessionModel subclass, got {model!r}")
         self.model_cls = model
-        self.settings = settings if settings is not None else SessionSettings.load()
-        self.store = store if store is not None else store_from_url(self.settings.store_url)
-        self.cookie_name = self.settings.session_cookie_name
-        self.signer = CookieSigner(
-            self.settings.secret_key.get_secret_value(),
-            [key.get_secret_value() for key in self.settings.secret_key_fallbacks],
-            namespace=self.settings.session_namespace,
-        )
-        policy = SessionPolicy(model, self.settings, clock)
-        gateway = StoreGateway(self.store, self.settings.store_timeout)
         self._core = SessionCore(
-            model_cls=model,
-            settings=self.settings,
-            policy=policy,
-            gateway=gateway,
-            signer=self.signer,
-            cookie_reader=CookieReader(self.cookie_name),
-            cookie_writer=CookieWriter(self.settings),
-            users=UserSessions(
-                gateway,
-                policy,
-                limit=self.settings.max_sessions_per_user,
-                limit_policy=self.settings.limit_policy,
-            ),
+            model,
             scope_key=f"fastapi_sessions.{id(self):x}",
-            field_schemas=schema_of_model(model),
+            settings=settings,
+            store=store,
+            clock=clock,
+            scheme_name=scheme_name,
         )
+
+    def configure(self, *, settings: SettingsSource | None = None, store: SessionStore | None = None) -> None:
+        """Replace the settings or the store before the app starts (a test's own, say).
+
+        What is not given stays as it was: the settings and store passed to the constructor, or else
+        the ones read at startup from the ``SESSION_*`` variables. Guards and dependencies made
+        already use the new ones.
+
+        Raises:
+            RuntimeError: the store is open (the app is running); call it before startup or after `close`.
+        """
+        self._core.configure(settings=settings, store=store)
+
+    @property
+    def settings(self) -> SessionSettings:
+        """The settings in effect (read from the environment on first access if not given).
+
+        Raises:
+            SessionConfigError: a setting is missing or invalid; the message names the variable.
+        """
+        return self._core.settings
+
+    @property
+    def store(self) -> SessionStore:
+        """The store in effect: the one given, or else the one built from ``SESSION_STORE_URL`` on first access."""
+        return self._core.store
+
+    @property
+    def signer(self) -> CookieSigner:
+        """Signs and verifies this manager's cookie values (needs the settings, so reads them)."""
+        return self._core.signer
+
+    @property
+    def cookie_name(self) -> str:
+        """The session cookie's name; known without the secret key, so also before startup."""
+        return self._core.cookie_name
 
     @property
     def clock(self) -> Callable[[], float]:
         """Returns the current time in seconds: the clock every timeout is measured by."""
-        return self._core.policy.clock
+        return self._core.clock
 
     @clock.setter
     def clock(self, clock: Callable[[], float]) -> None:
-        self._core.policy.clock = clock
+        self._core.clock = clock
 
     # The dependency.
 
@@ -159,8 +184,14 @@ class SessionManager(Generic[ModelT]):
     # Wiring.
 
     def install(self, app: FastAPI) -> None:
-        """Wire the manager into ``app``: middleware, error handlers, and store open/close on startup/shutdown."""
-        if getattr(app.state, "fastapi_sessions_installed", None) is self:
+        """Wire the manager into ``app``: middleware, error handlers, and `lifespan` around the app's own.
+
+        The store opens (and the settings are read) before the app's own startup runs, and closes
+        after its own shutdown, whatever lifespan the app was given.
+        """
+        # Several managers may serve one app (a site and its admin area); each installs once.
+        installed: tuple[SessionManager[Any], ...] = getattr(app.state, "fastapi_sessions_installed", ())
+        if any(manager is self for manager in installed):
             return
         app.add_middleware(SessionMiddleware, core=self._core)
         app.add_exception_handler(StoreUnavailableError, self._store_unavailable_response)
@@ -170,15 +201,30 @@ class SessionManager(Generic[ModelT]):
 
         @contextlib.asynccontextmanager
         async def lifespan(app_: Any) -> AsyncIterator[Any]:
-            await self.open()
-            try:
-                async with inner(app_) as state:
-                    yield state
-            finally:
-                await self.close()
+            async with self.lifespan(app_), inner(app_) as state:
+                yield state
 
         app.router.lifespan_context = lifespan
-        app.state.fastapi_sessions_installed = self
+        app.state.fastapi_sessions_installed = (*installed, self)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(self, app: object = None) -> AsyncIterator[None]:
+        """A lifespan that opens the manager at startup and closes it at shutdown.
+
+        `install` runs it around the app's own lifespan already. Spell it out where that one does
+        not run, such as an app mounted under another, which gets no lifespan events of its own:
+        ``FastAPI(lifespan=sessions.lifespan)`` on the outer app, or ``async with sessions:``
+        nested in a lifespan of the app's own.
+        """
+        async with self:
+            yield
+
+    async def __aenter__(self) -> Self:
+        await self.open()
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.close()
 
     async def _store_unavailable_response(self, request: Request, exc: Exception) -> Response:
         path = printable(request.scope.get("path", ""))
@@ -186,12 +232,21 @@ class SessionManager(Generic[ModelT]):
         return error_response(STORE_UNAVAILABLE, retry_after=self.settings.retry_after)
 
     async def open(self) -> None:
-        """Open the store (done by the app's startup; also on first use if the app never started)."""
+        """Read the settings, build the store and open it, starting its cleanup task if it has one.
+
+        Done by the app's startup (also on first use if the app never started). Opening an open
+        manager does nothing.
+
+        Raises:
+            SessionConfigError: a setting is missing or invalid; the message names the variable.
+        """
+        self._core.build()
         await self._core.gateway.open()
 
     async def close(self) -> None:
-        """Close the store (done by the app's shutdown)."""
-        await self._core.gateway.close()
+        """Close the store, stopping its cleanup task (done by the app's shutdown); safe if it never opened."""
+        if self._core.built:
+            await self._core.gateway.close()
 
     # Per-user session control.
 

@@ -1,5 +1,6 @@
 """`SessionSettings`: every option of fastapi_sessions, read from ``SESSION_*`` environment variables."""
 
+import secrets
 from typing import Annotated, Any, Literal, Self
 
 from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
@@ -294,3 +295,18 @@ def describe_validation_error(exc: ValidationError) -> str:
         else:
             lines.append(f"  - {variable}: {message}")
     return "\n".join(lines)
+
+
+def environment_cookie_name() -> str:
+    """The cookie name the ``SESSION_*`` variables (and ``.env``) give, read without the secret keys.
+
+    For what is needed before the app starts and may run without the secret: the OpenAPI schema of an
+    app that never started, a test reading the cookie name. A throwaway key stands in for
+    ``SESSION_SECRET_KEY`` (and no fallbacks for ``SESSION_SECRET_KEY_FALLBACKS``); every other field is
+    read and checked as usual.
+
+    Raises:
+        SessionConfigError: another setting is invalid; the message names the variable.
+    """
+    throwaway = secrets.token_urlsafe(MIN_SECRET_LENGTH)
+    return SessionSettings.load(secret_key=throwaway, secret_key_fallbacks=[]).session_cookie_name

@@ -190,7 +190,7 @@ def test_settings_come_from_the_environment(monkeypatch: pytest.MonkeyPatch, tmp
         assert "Secure" not in cookie
         assert browser.get("/me").json()["user"] == "1"
         schema = browser.get("/openapi.json").json()
-        assert schema["components"]["securitySchemes"]["SessionCookie"]["name"] == "demo_session"
+        assert schema["components"]["securitySchemes"]["SessionCookie-demo_session"]["name"] == "demo_session"
 
 
 def test_the_store_comes_from_the_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:

@@ -4,6 +4,7 @@ Signing-key rotation, secrets refused or hidden, cookie attributes and caching h
 session ID may come from, and encryption of the stored data with key rotation.
 """
 
+import asyncio
 import re
 from collections.abc import Iterator
 from typing import Any
@@ -96,17 +97,17 @@ def test_secrets_are_not_in_repr() -> None:
 def test_weak_secrets_are_refused_at_startup(monkeypatch: pytest.MonkeyPatch, secret: str) -> None:
     monkeypatch.setenv("SESSION_SECRET_KEY", secret)
     with pytest.raises(SessionConfigError, match="SESSION_SECRET_KEY"):
-        SessionManager(UserSession)
+        asyncio.run(SessionManager(UserSession).open())
     monkeypatch.setenv("SESSION_SECRET_KEY", SECRET)
     monkeypatch.setenv("SESSION_SECRET_KEY_FALLBACKS", secret.strip() or "short")
     with pytest.raises(SessionConfigError, match="SESSION_SECRET_KEY_FALLBACKS"):
-        SessionManager(UserSession)
+        asyncio.run(SessionManager(UserSession).open())
 
 
 def test_a_missing_secret_is_refused_at_startup(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("SESSION_SECRET_KEY", raising=False)
     with pytest.raises(SessionConfigError, match="SESSION_SECRET_KEY"):
-        SessionManager(UserSession)
+        asyncio.run(SessionManager(UserSession).open())
 
 
 # Cookie attributes and startup validation.

@@ -1,5 +1,6 @@
 """SessionSettings from the environment and .env files, and startup errors that name the variable to fix."""
 
+import asyncio
 import os
 from pathlib import Path
 from typing import Annotated
@@ -58,7 +59,7 @@ def test_a_dotenv_file_is_read(tmp_path: Path) -> None:
 
 def test_a_missing_secret_names_the_variable() -> None:
     with pytest.raises(SessionConfigError) as error:
-        SessionManager(AuthSession)
+        asyncio.run(SessionManager(AuthSession).open())
     assert "SESSION_SECRET_KEY: required but not set" in str(error.value)
 
 
@@ -67,7 +68,7 @@ def test_every_bad_variable_is_named_at_once(monkeypatch: pytest.MonkeyPatch) ->
     monkeypatch.setenv("SESSION_MAX_AGE", "soon")
     monkeypatch.setenv("SESSION_SAME_SITE", "sometimes")
     with pytest.raises(SessionConfigError) as error:
-        SessionManager(AuthSession)
+        asyncio.run(SessionManager(AuthSession).open())
     message = str(error.value)
     assert "SESSION_SECRET_KEY is 5 characters" in message
     assert "SESSION_MAX_AGE:" in message
@@ -90,14 +91,14 @@ def test_touch_after_must_be_below_the_idle_timeout() -> None:
 def test_a_bad_store_url_names_the_variable(url: str, message: str) -> None:
     settings = SessionSettings(secret_key=SECRET, store_url=url)
     with pytest.raises(SessionConfigError, match=message) as error:
-        SessionManager(AuthSession, settings=settings)
+        asyncio.run(SessionManager(AuthSession, settings=settings).open())
     assert "SESSION_STORE_URL" in str(error.value)
 
 
 def test_credentials_in_a_bad_store_url_are_not_echoed() -> None:
     settings = SessionSettings(secret_key=SECRET, store_url="nosuch://user:hunter2@db.example.com/x")
     with pytest.raises(SessionConfigError) as error:
-        SessionManager(AuthSession, settings=settings)
+        asyncio.run(SessionManager(AuthSession, settings=settings).open())
     assert "hunter2" not in str(error.value)
 
 
