@@ -14,7 +14,8 @@ from fastapi import FastAPI
 from fastapi.routing import APIRoute
 
 from fastapi_sessions._core import SessionCore
-from fastapi_sessions.guards import SCHEME_NAME, CsrfGuard, SessionGuard, is_exempt_on, reachable
+from fastapi_sessions.exceptions import SessionConfigError
+from fastapi_sessions.guards import CsrfGuard, SessionGuard, is_exempt_on, reachable
 
 __all__ = ["document_session_responses", "session_responses"]
 
@@ -74,7 +75,8 @@ def _document(operation: dict[str, Any], route: Any, method: str, core: SessionC
     checking = [guard for guard in guards if not is_exempt_on(route.endpoint, guard)]
     if guards and not checking and "security" in operation:
         # A public route: the guards of its ``dependencies`` do not check anything there.
-        operation["security"] = [item for item in operation["security"] if SCHEME_NAME not in item]
+        exempt = {guard.scheme_name for guard in guards}
+        operation["security"] = [item for item in operation["security"] if exempt.isdisjoint(item)]
         if not operation["security"]:
             del operation["security"]
     uses_session = any(call is dependency for call in calls) or any(guard.core is core for guard in guards)
@@ -107,6 +109,10 @@ def session_responses(
         refusals.append("CSRF check failed")
     if refusals:
         responses[403] = {"description": "; ".join(refusals), "content": _ERROR_BODY}
+    try:
+        core.build()  # the 409 and 503 depend on the settings; a schema rendered before startup may lack them
+    except (SessionConfigError, ImportError):
+        return responses
     settings = core.settings
     if settings.strict_updates or (settings.max_sessions_per_user is not None and settings.limit_policy == "refuse"):
         reasons = []

@@ -4,7 +4,7 @@ from collections import Counter as Multiset
 from typing import Annotated, Any, Optional
 
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 from pydantic import BaseModel
 
@@ -152,6 +152,7 @@ def edited(items: list[str], removals: list[int], appends: list[str]) -> tuple[l
     return kept + appends, removed
 
 
+@settings(deadline=None)  # pure and bounded; a loaded machine is no failure
 @given(
     st.lists(ITEMS, max_size=8),
     st.lists(st.integers(0, 7), max_size=3),
@@ -182,6 +183,7 @@ def test_list_edits_on_both_sides_all_survive(
     assert Multiset(result) == +expected
 
 
+@settings(deadline=None)
 @given(st.dictionaries(ITEMS, st.integers(0, 3), max_size=5), st.data())
 def test_disjoint_dict_edits_all_survive(base: dict[str, int], data: st.DataObject) -> None:
     names = sorted(set("abcdefgh"))

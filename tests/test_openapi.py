@@ -2,6 +2,7 @@
 
 from typing import Annotated, Any
 
+import pytest
 from fastapi import APIRouter, Depends, FastAPI
 from fastapi.responses import RedirectResponse
 
@@ -95,12 +96,13 @@ def test_guarded_routes_declare_their_refusals() -> None:
     assert schema["paths"]["/own"]["get"]["responses"]["401"] == {"description": "Who are you?"}
 
 
-def test_public_routes_declare_only_what_still_checks() -> None:
-    schema = routes(make_manager(AuthSession, MemoryStore())).openapi()
+@pytest.mark.parametrize(("cookie_name", "scheme"), [("session", "SessionCookie"), ("admin", "SessionCookie-admin")])
+def test_public_routes_declare_only_what_still_checks(cookie_name: str, scheme: str) -> None:
+    schema = routes(make_manager(AuthSession, MemoryStore(), https_only=False, cookie_name=cookie_name)).openapi()
     health = schema["paths"]["/health"]["get"]
     assert sorted(health["responses"]) == ["200"] and "security" not in health
     second = schema["paths"]["/second-factor"]["get"]
-    assert sorted(second["responses"]) == ["200", "401"] and second["security"] == [{"SessionCookie": []}]
+    assert sorted(second["responses"]) == ["200", "401"] and second["security"] == [{scheme: []}]
 
 
 class ServerStore(CountingStore):
