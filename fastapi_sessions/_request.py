@@ -14,7 +14,7 @@ from fastapi_sessions._core import SessionCore
 from fastapi_sessions._encryption import DecryptionError
 from fastapi_sessions._merge import MISSING, PLAIN, Patch, Replace, diff
 from fastapi_sessions._metadata import AGENT, CREATED, CSRF, EXPIRY, FLASH, IP, SEEN, is_metadata
-from fastapi_sessions.exceptions import CorruptRecordError, SessionConflictError
+from fastapi_sessions.exceptions import CorruptRecordError, SessionConflictError, SessionError
 from fastapi_sessions.model import FlashMessage, SessionModel
 from fastapi_sessions.signing import new_session_id
 from fastapi_sessions.stores.base import UpdateResult
@@ -47,6 +47,7 @@ class RequestSession:
         "_meta_changes",
         "_regenerate",
         "_rotate_csrf",
+        "_saved_headers",
         "cookie_present",
         "core",
         "key",
@@ -76,6 +77,7 @@ class RequestSession:
         self._regenerate = False
         self._rotate_csrf = False
         self._destroy = False
+        self._saved_headers: list[tuple[bytes, bytes]] = []
 
     # The scope slot.
 
@@ -147,7 +149,14 @@ class RequestSession:
         if unsigned is None:
             logger.info("session rejected: cookie is malformed or its signature does not verify")
             return None
-        session_id, key = unsigned.session_id, unsigned.key
+        model = await self._load_key(unsigned.session_id, unsigned.key)
+        if model is not None:
+            self.stale_key = unsigned.stale_key
+        return model
+
+    async def _load_key(self, session_id: str, key: str) -> SessionModel | None:
+        """Load the live session stored under ``key`` into this request session; ``None`` (and a log line) if none."""
+        core = self.core
         try:
             stored = await core.gateway.load(key)
         except CorruptRecordError as exc:
@@ -180,7 +189,6 @@ class RequestSession:
         self.stored_user_id = stored.user_id
         self.version = stored.version
         self.meta = data  # the metadata names in it; model fields are read from the model, never from here
-        self.stale_key = unsigned.stale_key
         return model
 
     # What the model's methods ask for (the `SessionBinding` of `fastapi_sessions.model`).
@@ -251,14 +259,82 @@ class RequestSession:
         token = self.meta.get(CSRF)
         return token if isinstance(token, str) else None
 
+    # Reading the store again.
+
+    async def reload(self) -> bool:
+        """Read the session from the store again, dropping unsaved changes; whether it is still live.
+
+        A session deleted, regenerated elsewhere or expired meanwhile leaves the model at its
+        defaults, as a new anonymous session.
+        """
+        model = self.model
+        assert model is not None
+        live = None
+        if self.key is not None and self.session_id is not None:
+            live = await self._load_key(self.session_id, self.key)
+        if live is None:
+            live = self.core.model_cls()
+            self.key = self.session_id = self.stored_user_id = None
+            self.stored_data = live.model_dump(mode="json")
+            self.meta = {}
+            self.version = 0
+        for name in type(model).model_fields:
+            object.__setattr__(model, name, getattr(live, name))
+        self._meta_changes = {}
+        self._regenerate = self._rotate_csrf = self._destroy = False
+        return self.key is not None
+
+    async def still_live(self) -> bool:
+        """Whether the stored session this request loaded still loads (not deleted, regenerated or expired)."""
+        core = self.core
+        if self.key is None:
+            return True  # nothing stored, nothing anyone could have revoked
+        try:
+            stored = await core.gateway.load(self.key)
+        except CorruptRecordError:
+            return False
+        return stored is not None and core.policy.expiry_reason(stored.data) is None
+
     # Committing: decide (`plan_commit`), then do.
 
     async def commit(self) -> list[tuple[bytes, bytes]]:
         """Save what changed and return the ``Set-Cookie`` headers the response needs."""
-        model = self.model
-        if model is None:
+        if self.model is None:
             return _NO_HEADERS
+        headers = await self._apply(*self._plan(self.core.policy.clock()))
+        if self._saved_headers:
+            headers = [*self._saved_headers, *headers]
+        return headers
+
+    async def save(self) -> None:
+        """Write what changed now, rather than when the response starts; the commit then writes only later changes."""
+        assert self.model is not None
         now = self.core.policy.clock()
+        plan, current, _, _ = planned = self._plan(now)
+        if self.scope["type"] == "websocket" and plan.action in (Action.CREATE, Action.REPLACE):
+            raise SessionError(
+                "a WebSocket cannot set a cookie: create the session, log in or regenerate over HTTP, "
+                "and save only changes to a stored session from a WebSocket"
+            )
+        headers = await self._apply(*planned)
+        if self.scope["type"] == "http":
+            self._saved_headers = [*self._saved_headers, *headers]
+        # What is stored now is the base of the next save or commit.
+        if self._destroy:
+            self.stored_data = self.model.model_dump(mode="json")
+            self.meta = {}
+        else:
+            meta = {name: value for name, value in self.meta.items() if is_metadata(name)}
+            if plan.action is not Action.NOTHING:
+                meta[SEEN] = now
+            self.meta = meta
+            self.stored_data = {**current, **meta}
+        self._meta_changes = {}
+        self._regenerate = self._rotate_csrf = self._destroy = False
+
+    def _plan(self, now: float) -> tuple[CommitPlan, dict[str, Any], dict[str, Patch], float]:
+        model = self.model
+        assert model is not None
         if self._destroy:
             current: dict[str, Any] = {}
             changes: dict[str, Patch] = {}
@@ -285,7 +361,7 @@ class RequestSession:
                 lifetime_changed=EXPIRY in self._meta_changes,
                 stale_cookie=self.stale_key,
             )
-        return await self._apply(plan_commit(facts), current, changes, now)
+        return plan_commit(facts), current, changes, now
 
     async def _apply(
         self, plan: CommitPlan, current: dict[str, Any], changes: dict[str, Patch], now: float
@@ -371,6 +447,8 @@ class RequestSession:
                 "session changes dropped: %s was deleted by another request", core.signer.log_id(self.session_id or "")
             )
             return False
+        if expected is not None:
+            self.version = expected + 1  # written over that version: the store's is the next one
         return True
 
     async def _reload(self) -> tuple[dict[str, Any], int] | None:

@@ -1,5 +1,6 @@
 """`SessionManager`: the dependency that hands routes their typed session, and the one place it is all put together."""
 
+import asyncio
 import contextlib
 import logging
 import time
@@ -10,6 +11,7 @@ from typing import Any, Generic, Self, cast
 from fastapi import FastAPI
 from starlette.requests import HTTPConnection, Request
 from starlette.responses import Response
+from starlette.websockets import WebSocket, WebSocketState
 
 from fastapi_sessions._core import SessionCore, SettingsSource
 from fastapi_sessions._logs import printable
@@ -333,6 +335,47 @@ class SessionManager(Generic[ModelT]):
         if request_session.key is None:
             return None
         return model  # type: ignore[return-value]  # built from this manager's model
+
+    @contextlib.asynccontextmanager
+    async def watch(self, websocket: WebSocket, *, interval: float = 30.0) -> AsyncIterator[ModelT]:
+        """Keep a WebSocket open only while its session lives; yields the session.
+
+        Every ``interval`` seconds the session is checked against the store
+        (`SessionModel.still_live`): once it is gone (the user logged out elsewhere, an admin revoked
+        it, another request regenerated it) or expired, the socket is closed with code 1008
+        (policy violation), and the route's next ``receive`` raises ``WebSocketDisconnect``. While
+        the store cannot be reached the socket stays open and each failed check is logged.
+
+        Args:
+            websocket: The route's WebSocket, accepted or not.
+            interval: Seconds between two checks.
+        """
+        if interval <= 0:
+            raise ValueError(f"watch: interval must be a positive number of seconds, got {interval!r}")
+        request_session = await RequestSession.of(websocket, self._core)
+
+        async def check() -> None:
+            while True:
+                await asyncio.sleep(interval)
+                try:
+                    live = await request_session.still_live()
+                except StoreUnavailableError as exc:
+                    logger.warning("WebSocket session check failed, the socket stays open: %s", str(exc))
+                    continue
+                if not live:
+                    logger.info("WebSocket closed: its session ended (%s)", printable(websocket.url.path))
+                    if websocket.client_state is not WebSocketState.DISCONNECTED:
+                        with contextlib.suppress(RuntimeError, OSError):  # the client went first
+                            await websocket.close(code=1008, reason="session ended")
+                    return
+
+        task = asyncio.create_task(check(), name="fastapi_sessions WebSocket session check")
+        try:
+            yield request_session.model  # type: ignore[misc]  # built from this manager's model
+        finally:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
 
 
 async def _conflict_response(request: Request, exc: Exception) -> Response:
