@@ -57,6 +57,7 @@ class SessionCore:
     """
 
     __slots__ = (
+        "__weakref__",  # a core is looked up in weak sets (the path mismatch, logged once per manager)
         "_built",
         "_clock",
         "_settings",

@@ -2,6 +2,7 @@
 
 import logging
 import secrets
+import weakref
 from datetime import datetime
 from typing import Any
 
@@ -12,9 +13,11 @@ from starlette.types import Scope
 from fastapi_sessions._commit import Action, CommitFacts, CommitPlan, plan_commit
 from fastapi_sessions._core import SessionCore
 from fastapi_sessions._encryption import DecryptionError
+from fastapi_sessions._logs import printable
 from fastapi_sessions._merge import MISSING, PLAIN, Patch, Replace, diff
 from fastapi_sessions._metadata import AGENT, CREATED, CSRF, EXPIRY, FLASH, IP, SEEN, is_metadata
-from fastapi_sessions.exceptions import CorruptRecordError, SessionConflictError, SessionError
+from fastapi_sessions._paths import browser_path, path_matches
+from fastapi_sessions.exceptions import CorruptRecordError, SessionConfigError, SessionConflictError, SessionError
 from fastapi_sessions.model import FlashMessage, SessionModel
 from fastapi_sessions.signing import new_session_id
 from fastapi_sessions.stores.base import UpdateResult
@@ -45,6 +48,7 @@ class RequestSession:
     __slots__ = (
         "_destroy",
         "_meta_changes",
+        "_outside_path",
         "_regenerate",
         "_rotate_csrf",
         "_saved_headers",
@@ -78,6 +82,7 @@ class RequestSession:
         self._rotate_csrf = False
         self._destroy = False
         self._saved_headers: list[tuple[bytes, bytes]] = []
+        self._outside_path = False
 
     # The scope slot.
 
@@ -130,6 +135,16 @@ class RequestSession:
             return self.model
         core = self.core
         model: SessionModel | None = None
+        cookie_path = core.settings.path
+        if cookie_path != "/" and not path_matches(browser_path(self.scope), cookie_path):
+            # The browser never sends the cookie here, and would not send back one set here.
+            self._outside_path = True
+            _warn_outside_path_once(core, self.scope)
+            model = core.model_cls()
+            self.stored_data = model.model_dump(mode="json")
+            object.__setattr__(model, "_request_session", self)
+            self.model = model
+            return model
         value, count = core.cookie_reader.read(self.scope["headers"])
         self.cookie_present = count > 0
         if count > 1:
@@ -301,7 +316,9 @@ class RequestSession:
         """Save what changed and return the ``Set-Cookie`` headers the response needs."""
         if self.model is None:
             return _NO_HEADERS
-        headers = await self._apply(*self._plan(self.core.policy.clock()))
+        planned = self._plan(self.core.policy.clock())
+        self._check_inside_path(planned[0])
+        headers = await self._apply(*planned)
         if self._saved_headers:
             headers = [*self._saved_headers, *headers]
         return headers
@@ -311,6 +328,7 @@ class RequestSession:
         assert self.model is not None
         now = self.core.policy.clock()
         plan, current, _, _ = planned = self._plan(now)
+        self._check_inside_path(plan)
         if self.scope["type"] == "websocket" and plan.action in (Action.CREATE, Action.REPLACE):
             raise SessionError(
                 "a WebSocket cannot set a cookie: create the session, log in or regenerate over HTTP, "
@@ -331,6 +349,15 @@ class RequestSession:
             self.stored_data = {**current, **meta}
         self._meta_changes = {}
         self._regenerate = self._rotate_csrf = self._destroy = False
+
+    def _check_inside_path(self, plan: CommitPlan) -> None:
+        if self._outside_path and plan.action is Action.CREATE:
+            path = self.core.settings.path
+            raise SessionConfigError(
+                f"a session started at {printable(browser_path(self.scope))}, outside the cookie's path "
+                f"SESSION_PATH={path}: the browser would never send its cookie back. Serve this route "
+                f"under {path}, or set SESSION_PATH to a path that covers it (such as /)"
+            )
 
     def _plan(self, now: float) -> tuple[CommitPlan, dict[str, Any], dict[str, Patch], float]:
         model = self.model
@@ -511,6 +538,20 @@ class RequestSession:
         max_age = max(core.policy.cookie_max_age(created, now, lifetime), minimum)
         value = core.signer.sign(self.session_id)
         return (b"set-cookie", core.cookie_writer.set(value, max_age, persistent=lifetime.persistent))
+
+
+_warned_outside_path: "weakref.WeakSet[SessionCore]" = weakref.WeakSet()
+
+
+def _warn_outside_path_once(core: SessionCore, scope: Scope) -> None:
+    if core not in _warned_outside_path:
+        _warned_outside_path.add(core)
+        logger.warning(
+            "a request for %s is outside SESSION_PATH=%s: requests there have no session (the browser "
+            "sends no cookie there); logged once",
+            printable(browser_path(scope)),
+            core.settings.path,
+        )
 
 
 def _rebase(patches: dict[str, Patch], theirs: dict[str, Any], now: float) -> tuple[dict[str, Any], list[str]]:
