@@ -3,11 +3,11 @@
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from fastapi_sessions._cookies import CookieReader, CookieWriter
 from fastapi_sessions._gateway import StoreGateway
 from fastapi_sessions._merge import Schema
 from fastapi_sessions._policy import SessionPolicy
 from fastapi_sessions._registry import UserSessions
+from fastapi_sessions._transport import SessionTransport
 from fastapi_sessions.model import SessionModel
 from fastapi_sessions.settings import SessionSettings
 from fastapi_sessions.signing import CookieSigner
@@ -25,8 +25,7 @@ class SessionCore:
         policy: Time, size and encoding rules.
         gateway: The store, under its deadline.
         signer: Signs and verifies cookie values.
-        cookie_reader: Finds the session cookie in a request.
-        cookie_writer: Builds its ``Set-Cookie`` headers.
+        transport: Finds the session token in a request (cookie or header) and writes the answer.
         users: Per-user session control.
         scope_key: Where a request's session lives in its ASGI scope.
         field_schemas: How each model field merges with a concurrent change (`schema_of_model`).
@@ -37,8 +36,7 @@ class SessionCore:
     policy: SessionPolicy
     gateway: StoreGateway
     signer: CookieSigner
-    cookie_reader: CookieReader
-    cookie_writer: CookieWriter
+    transport: SessionTransport
     users: UserSessions
     scope_key: str
     field_schemas: Mapping[str, Schema]

@@ -1,12 +1,14 @@
 """Guard dependencies: authentication, roles, step-up and CSRF, each returning the typed session."""
 
 import importlib.util
+import inspect
 import logging
 import secrets
-from collections.abc import Callable, Collection
+from collections.abc import Awaitable, Callable, Collection
 from typing import Any, Generic, TypeVar
 from urllib.parse import parse_qsl, urlsplit
 
+from fastapi import Depends
 from fastapi.dependencies.models import Dependant
 from fastapi.dependencies.utils import get_dependant
 from fastapi.openapi.models import APIKey, APIKeyIn
@@ -33,6 +35,8 @@ _MULTIPART_FORM = "multipart/form-data"
 _PUBLIC_ATTRIBUTE = "__fastapi_sessions_public__"
 _SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "TRACE"})
 SCHEME_NAME = "SessionCookie"
+HEADER_SCHEME_NAME = "SessionHeader"
+CSRF_SCHEME_NAME = "CsrfToken"
 
 
 def public(endpoint: F) -> F:
@@ -79,13 +83,60 @@ def _deny(connection: HTTPConnection, status_code: int, detail: str) -> Exceptio
     return HTTPException(status_code=status_code, detail=detail, headers=headers)
 
 
-class _CookieScheme(SecurityBase, Generic[ModelT]):
-    """Shows the session cookie as an ``apiKey`` security scheme in the OpenAPI schema."""
+class _HeaderScheme(SecurityBase):
+    """An ``apiKey`` header a guard declares besides its own scheme, so OpenAPI shows it and Swagger UI sends it.
 
-    def __init__(self, core: SessionCore, description: str) -> None:
+    As a dependency it does nothing: the guard reads the request itself.
+    """
+
+    def __init__(self, scheme_name: str, header: str, description: str) -> None:
+        self.model = APIKey(**{"in": APIKeyIn.header}, name=header, description=description)
+        self.scheme_name = scheme_name
+
+    async def __call__(self) -> None:
+        return None
+
+
+def _session_header_scheme(core: SessionCore) -> _HeaderScheme:
+    header = core.settings.header_name
+    return _HeaderScheme(
+        HEADER_SCHEME_NAME, header, f"Session token from the {header} header of the response that logged in"
+    )
+
+
+class _CookieScheme(SecurityBase, Generic[ModelT]):
+    """Shows how the session token travels as ``apiKey`` security schemes in the OpenAPI schema.
+
+    The guard's own scheme is the cookie's (``SESSION_TRANSPORT=cookie`` or ``both``) or the token
+    header's (``header``); any other, the header with ``both`` and the CSRF token's, is declared as a
+    sub-dependency on the guard's signature, which is where FastAPI finds them.
+    """
+
+    __call__: Callable[..., Awaitable[ModelT]]  # each guard's own
+
+    def __init__(self, core: SessionCore, description: str, extra: Collection[_HeaderScheme] = ()) -> None:
         self.core = core
-        self.model = APIKey(**{"in": APIKeyIn.cookie}, name=core.settings.session_cookie_name, description=description)
-        self.scheme_name = SCHEME_NAME
+        transport = core.settings.transport
+        if transport == "header":
+            header = _session_header_scheme(core)
+            self.model, self.scheme_name = header.model, header.scheme_name
+        else:
+            self.model = APIKey(
+                **{"in": APIKeyIn.cookie}, name=core.settings.session_cookie_name, description=description
+            )
+            self.scheme_name = SCHEME_NAME
+        schemes = [*([_session_header_scheme(core)] if transport == "both" else []), *extra]
+        own = inspect.signature(self.__call__)
+        connection = next(iter(own.parameters.values()))
+        self.__signature__ = own.replace(
+            parameters=[
+                connection,
+                *(
+                    inspect.Parameter(f"_scheme_{index}", inspect.Parameter.KEYWORD_ONLY, default=Depends(scheme))
+                    for index, scheme in enumerate(schemes)
+                ),
+            ]
+        )
 
     async def _load(self, connection: HTTPConnection) -> tuple[RequestSession, ModelT]:
         request_session = await RequestSession.of(connection, self.core)
@@ -121,7 +172,7 @@ class SessionGuard(_CookieScheme[ModelT]):
         self.max_auth_age = max_auth_age
         self.allow_pending = allow_pending
 
-    async def __call__(self, request: HTTPConnection) -> ModelT:
+    async def __call__(self, request: HTTPConnection, **_schemes: None) -> ModelT:
         _, session = await self._load(request)
         if _exempt(request, self):
             return session
@@ -150,20 +201,30 @@ class CsrfGuard(_CookieScheme[ModelT]):
     ``csrf_token`` form field. The ``Origin`` header (or, lacking it, ``Referer``) must be the
     request's own origin or one of ``csrf_trusted_origins``. Safe methods pass. On a WebSocket, whose
     handshake can carry no token, the ``Origin`` check alone applies, which stops other sites from
-    opening a socket with the user's cookie. Returns the session; answers 403 (or closes the WebSocket
-    with 1008) otherwise.
+    opening a socket with the user's cookie. A request whose session token came in the header of the
+    header transport passes: no browser adds that header by itself, so no other site can forge it.
+    Returns the session; answers 403 (or closes the WebSocket with 1008) otherwise.
     """
 
     header_name = "x-csrf-token"
     form_field = "csrf_token"
 
     def __init__(self, core: SessionCore) -> None:
-        super().__init__(core, "Session cookie; unsafe requests also need the X-CSRF-Token header")
+        token = _HeaderScheme(
+            CSRF_SCHEME_NAME,
+            "X-CSRF-Token",
+            "The session's CSRF token (session.csrf_token), for unsafe requests that carry the session cookie",
+        )
+        super().__init__(
+            core,
+            "Session cookie; unsafe requests also need the X-CSRF-Token header",
+            () if core.settings.transport == "header" else [token],
+        )
         self.trusted_origins = frozenset(origin.rstrip("/") for origin in core.settings.csrf_trusted_origins)
 
-    async def __call__(self, connection: HTTPConnection) -> ModelT:
+    async def __call__(self, connection: HTTPConnection, **_schemes: None) -> ModelT:
         request_session, session = await self._load(connection)
-        if _exempt(connection, self):
+        if _exempt(connection, self) or request_session.token_via == "header":
             return session
         websocket = connection.scope["type"] == "websocket"
         if not websocket and connection.scope["method"] in _SAFE_METHODS:

@@ -11,7 +11,6 @@ from fastapi import FastAPI
 from starlette.requests import HTTPConnection, Request
 from starlette.responses import Response
 
-from fastapi_sessions._cookies import CookieReader, CookieWriter
 from fastapi_sessions._core import SessionCore
 from fastapi_sessions._gateway import StoreGateway
 from fastapi_sessions._logs import printable
@@ -21,6 +20,7 @@ from fastapi_sessions._policy import SessionPolicy
 from fastapi_sessions._registry import SessionInfo, UserSessions
 from fastapi_sessions._request import RequestSession
 from fastapi_sessions._responses import CONFLICT, STORE_UNAVAILABLE, error_response
+from fastapi_sessions._transport import SessionTransport
 from fastapi_sessions.exceptions import SessionLimitError, StoreUnavailableError
 from fastapi_sessions.guards import CsrfGuard, SessionGuard, public
 from fastapi_sessions.model import ModelT, SessionModel
@@ -81,8 +81,7 @@ class SessionManager(Generic[ModelT]):
             policy=policy,
             gateway=gateway,
             signer=self.signer,
-            cookie_reader=CookieReader(self.cookie_name),
-            cookie_writer=CookieWriter(self.settings),
+            transport=SessionTransport(self.settings),
             users=UserSessions(
                 gateway,
                 policy,
