@@ -38,8 +38,9 @@ class SessionTransport:
     """Reads the session token from a request and writes the headers that answer it.
 
     ``SESSION_TRANSPORT=cookie`` reads the cookie only; ``header`` the header only; ``both`` the
-    header when a request sends one (a non-empty value) and the cookie otherwise. A request with both
-    is ambiguous and gets no session, as one with two session cookies does.
+    header when a request sends it, even empty (a client without a token yet), and the cookie
+    otherwise. A request with both is ambiguous and gets no session, as one with two session cookies
+    does.
     """
 
     def __init__(self, settings: SessionSettings) -> None:
@@ -59,15 +60,18 @@ class SessionTransport:
         if self.mode == "cookie":
             return self._read_cookie(headers)
         key = self._header_key
-        values = [stripped for name, value in headers if name == key and (stripped := value.strip())]
+        values = [value.strip() for name, value in headers if name == key]
         if not values:
-            # An empty value is what the client was told at logout: no token.
             return TokenRead(None, "header", False) if self.mode == "header" else self._read_cookie(headers)
-        if len(values) > 1:
-            return TokenRead(None, "header", True, f"{len(values)} {self.header_name} headers in one request")
         if self.mode == "both" and self._read_cookie(headers).sent:
             return TokenRead(None, "header", True, f"both a session cookie and the {self.header_name} header were sent")
-        return TokenRead(values[0].decode("latin-1"), "header", True)
+        tokens = [value for value in values if value]
+        if not tokens:
+            # Empty: what the client was told at logout, and how it asks for the header before it has a token.
+            return TokenRead(None, "header", False)
+        if len(tokens) > 1:
+            return TokenRead(None, "header", True, f"{len(tokens)} {self.header_name} headers in one request")
+        return TokenRead(tokens[0].decode("latin-1"), "header", True)
 
     def _read_cookie(self, headers: Sequence[tuple[bytes, bytes]]) -> TokenRead:
         value, count = self._cookies.read(headers)
