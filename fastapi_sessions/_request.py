@@ -135,8 +135,8 @@ class RequestSession:
         sent = core.transport.read(self.scope["headers"])
         self.token_via = sent.via
         self.cookie_present = sent.sent  # a token, in a cookie or the header: what a logout answers
-        if sent.problem is not None:
-            logger.warning("session rejected: %s", sent.problem)
+        if sent.rejection is not None:
+            logger.warning("%s", sent.rejection)
         elif sent.token is not None:
             model = await self._load_existing(sent.token)
         if model is None:

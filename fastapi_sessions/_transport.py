@@ -25,13 +25,13 @@ class TokenRead(NamedTuple):
         token: The one token to verify; ``None`` when none was sent or the request is ambiguous.
         via: Where the response sends a new token, or the end of the session.
         sent: A token came that way, valid or not (so a logout answers it).
-        problem: Why a token that was sent is not used, for the log; ``None`` otherwise.
+        rejection: The log line saying why a token that was sent is not used; ``None`` otherwise.
     """
 
     token: str | None
     via: Via
     sent: bool
-    problem: str | None = None
+    rejection: str | None = None
 
 
 class SessionTransport:
@@ -64,19 +64,28 @@ class SessionTransport:
         if not values:
             return TokenRead(None, "header", False) if self.mode == "header" else self._read_cookie(headers)
         if self.mode == "both" and self._read_cookie(headers).sent:
-            return TokenRead(None, "header", True, f"both a session cookie and the {self.header_name} header were sent")
+            return TokenRead(
+                None,
+                "header",
+                True,
+                f"session rejected: both a session cookie and the {self.header_name} header were sent",
+            )
         tokens = [value for value in values if value]
         if not tokens:
             # Empty: what the client was told at logout, and how it asks for the header before it has a token.
             return TokenRead(None, "header", False)
         if len(tokens) > 1:
-            return TokenRead(None, "header", True, f"{len(tokens)} {self.header_name} headers in one request")
+            return TokenRead(
+                None, "header", True, f"session rejected: {len(tokens)} {self.header_name} headers in one request"
+            )
         return TokenRead(tokens[0].decode("latin-1"), "header", True)
 
     def _read_cookie(self, headers: Sequence[tuple[bytes, bytes]]) -> TokenRead:
         value, count = self._cookies.read(headers)
         if count > 1:
-            return TokenRead(None, "cookie", True, f"{count} session cookies in one request (cookie tossing?)")
+            return TokenRead(
+                None, "cookie", True, f"session rejected: {count} session cookies in one request (cookie tossing?)"
+            )
         return TokenRead(value, "cookie", count > 0)
 
     def describe(self, via: Via) -> str:
