@@ -17,7 +17,7 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "app
 
 from ours import Counter, sessions
 
-from fastapi_sessions._middleware import _add_vary_cookie
+from fastapi_sessions._middleware import _add_vary
 from fastapi_sessions._request import RequestSession
 
 
@@ -92,7 +92,7 @@ async def main() -> None:
         ("whole read: RequestSession + load + commit (no change)", await best_us_async(full_read)),
         ("whole write: load, counter += 1, commit", await best_us_async(full_write)),
         ("RequestSession(core, scope)", best_us(lambda: RequestSession(core, scope))),
-        ("CookieReader.read (find the cookie)", best_us(lambda: core.cookie_reader.read(scope["headers"]))),
+        ("SessionTransport.read (find the cookie)", best_us(lambda: core.transport.read(scope["headers"]))),
         ("CookieSigner.unsign", best_us(lambda: sessions.signer.unsign(value))),
         ("store_key (BLAKE2b of the ID)", best_us(lambda: core.signer.store_key(unsigned.session_id))),
         ("MemoryStore.load (dict lookup + json.loads)", await best_us_async(store_load)),
@@ -102,7 +102,7 @@ async def main() -> None:
         ("meta = {_fields}", best_us(lambda: {n: v for n, v in data.items() if n.startswith("_")})),
         ("RequestSession.commit, nothing changed", await best_us_async(commit_unchanged)),
         ("model.model_dump(mode='json') (inside commit)", best_us(lambda: loaded.model.model_dump(mode="json"))),  # type: ignore[union-attr]
-        ("_add_vary_cookie", best_us(lambda: _add_vary_cookie([(b"content-type", b"application/json")]))),
+        ("_add_vary", best_us(lambda: _add_vary([(b"content-type", b"application/json")], (b"Cookie",)))),
     ]
     width = max(len(name) for name, _ in steps)
     for name, us in steps:

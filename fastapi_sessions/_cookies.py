@@ -58,6 +58,9 @@ class CookieWriter:
         if settings.http_only:
             attributes.append("HttpOnly")
         attributes.append(f"SameSite={settings.same_site.capitalize()}")
+        if settings.partitioned:
+            # CHIPS; on the clearing header too, or the browser would not match the partitioned cookie.
+            attributes.append("Partitioned")
         self._name = settings.session_cookie_name
         self._persistent = settings.persistent
         self._attributes = "; ".join(attributes)

@@ -3,13 +3,13 @@
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any, TypeAlias
 
-from fastapi_sessions._cookies import CookieReader, CookieWriter
 from fastapi_sessions._gateway import StoreGateway
 from fastapi_sessions._merge import Schema, schema_of_model
 from fastapi_sessions._policy import SessionPolicy
 from fastapi_sessions._registry import UserSessions
+from fastapi_sessions._transport import SessionTransport
 from fastapi_sessions.model import SessionModel
-from fastapi_sessions.settings import SessionSettings, environment_cookie_name
+from fastapi_sessions.settings import SessionSettings, environment_settings
 from fastapi_sessions.signing import CookieSigner
 from fastapi_sessions.stores import SessionStore, store_from_url
 
@@ -20,7 +20,7 @@ SettingsSource: TypeAlias = SessionSettings | Callable[[], SessionSettings]
 
 # The parts that need the settings, so are built by `SessionCore.build`, not when the core is made.
 _BUILT_PARTS = frozenset(
-    {"settings", "policy", "gateway", "signer", "cookie_reader", "cookie_writer", "users"},
+    {"settings", "policy", "gateway", "signer", "transport", "users"},
 )
 
 
@@ -42,8 +42,7 @@ class SessionCore:
         policy: Time, size and encoding rules (built).
         gateway: The store, under its deadline (built).
         signer: Signs and verifies cookie values (built).
-        cookie_reader: Finds the session cookie in a request (built).
-        cookie_writer: Builds its ``Set-Cookie`` headers (built).
+        transport: Finds the session token in a request (cookie or header) and writes the answer (built).
         users: Per-user session control (built).
 
     Args:
@@ -62,8 +61,6 @@ class SessionCore:
         "_clock",
         "_settings",
         "_store",
-        "cookie_reader",
-        "cookie_writer",
         "field_schemas",
         "gateway",
         "model_cls",
@@ -72,6 +69,7 @@ class SessionCore:
         "scope_key",
         "settings",
         "signer",
+        "transport",
         "users",
     )
 
@@ -83,8 +81,7 @@ class SessionCore:
     policy: SessionPolicy
     gateway: StoreGateway
     signer: CookieSigner
-    cookie_reader: CookieReader
-    cookie_writer: CookieWriter
+    transport: SessionTransport
     users: UserSessions
 
     def __init__(
@@ -136,8 +133,7 @@ class SessionCore:
         self.policy = policy
         self.gateway = gateway
         self.signer = signer
-        self.cookie_reader = CookieReader(settings.session_cookie_name)
-        self.cookie_writer = CookieWriter(settings)
+        self.transport = SessionTransport(settings)
         self.users = users
         self._built = True
 
@@ -187,11 +183,22 @@ class SessionCore:
         the secret key, so the OpenAPI schema of an app that never started still renders. Settings
         given as a function are built for it (that function may need the secret).
         """
+        return self.early_settings().session_cookie_name
+
+    def early_settings(self) -> SessionSettings:
+        """The settings, readable before `build` without the secret key (for the cookie name, the transport).
+
+        The built or given settings, or else the ``SESSION_*`` variables read with a throwaway secret
+        key. Settings given as a function are built for it (that function may need the secret).
+
+        Raises:
+            SessionConfigError: a setting is invalid; the message names the variable.
+        """
         if self.built or callable(self._settings):
-            return self.settings.session_cookie_name
+            return self.settings
         if self._settings is not None:
-            return self._settings.session_cookie_name
-        return environment_cookie_name()
+            return self._settings
+        return environment_settings()
 
     if not TYPE_CHECKING:  # kept from mypy, which would otherwise accept any attribute name
 

@@ -74,7 +74,7 @@ class SessionMiddleware:
                     # A copy, never the app's list: a Response object the app reuses across requests
                     # must not collect one user's Set-Cookie for the next.
                     headers = list(message.get("headers", ()))
-                    _add_vary_cookie(headers)
+                    _add_vary(headers, core.transport.vary)
                     if extra:
                         headers = [(k, v) for k, v in headers if k.lower() != b"cache-control"]
                         headers.append((b"cache-control", b"no-store"))
@@ -95,10 +95,14 @@ def _has(headers: list[tuple[bytes, bytes]], name: bytes) -> bool:
     return any(key.lower() == name for key, _ in headers)
 
 
-def _add_vary_cookie(headers: list[tuple[bytes, bytes]]) -> None:
+def _add_vary(headers: list[tuple[bytes, bytes]], names: tuple[bytes, ...]) -> None:
+    """Name the request headers the session came from (``Cookie``, the token header) in ``Vary``."""
     for index, (name, value) in enumerate(headers):
         if name.lower() == b"vary":
-            if b"cookie" not in value.lower() and value.strip() != b"*":
-                headers[index] = (name, value + b", Cookie")
+            if value.strip() != b"*":
+                listed = {part.strip().lower() for part in value.split(b",")}
+                missing = [wanted for wanted in names if wanted.lower() not in listed]
+                if missing:
+                    headers[index] = (name, b", ".join([value, *missing]))
             return
-    headers.append((b"vary", b"Cookie"))
+    headers.append((b"vary", b", ".join(names)))

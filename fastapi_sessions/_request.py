@@ -17,6 +17,7 @@ from fastapi_sessions._logs import printable
 from fastapi_sessions._merge import MISSING, PLAIN, Patch, Replace, diff
 from fastapi_sessions._metadata import AGENT, CREATED, CSRF, EXPIRY, FLASH, IP, SEEN, is_metadata
 from fastapi_sessions._paths import browser_path, path_matches
+from fastapi_sessions._transport import Via
 from fastapi_sessions.exceptions import CorruptRecordError, SessionConfigError, SessionConflictError, SessionError
 from fastapi_sessions.model import FlashMessage, SessionModel
 from fastapi_sessions.signing import new_session_id
@@ -62,6 +63,7 @@ class RequestSession:
         "stale_key",
         "stored_data",
         "stored_user_id",
+        "token_via",
         "version",
     )
 
@@ -76,6 +78,8 @@ class RequestSession:
         self.meta: dict[str, Any] = {}
         self.version = 0
         self.cookie_present = False
+        self.token_via: Via = "cookie"
+        """How the request's token came (``cookie`` or ``header``), and so how its response answers."""
         self.stale_key = False
         self._meta_changes: dict[str, Any] = {}
         self._regenerate = False
@@ -135,22 +139,19 @@ class RequestSession:
             return self.model
         core = self.core
         model: SessionModel | None = None
+        sent = core.transport.read(self.scope["headers"])
+        self.token_via = sent.via
+        self.cookie_present = sent.sent  # a token, in a cookie or the header: what a logout answers
         cookie_path = core.settings.path
-        if cookie_path != "/" and not path_matches(browser_path(self.scope), cookie_path):
+        if sent.via == "cookie" and cookie_path != "/" and not path_matches(browser_path(self.scope), cookie_path):
             # The browser never sends the cookie here, and would not send back one set here.
             self._outside_path = True
+            self.cookie_present = False
             _warn_outside_path_once(core, self.scope)
-            model = core.model_cls()
-            self.stored_data = model.model_dump(mode="json")
-            object.__setattr__(model, "_request_session", self)
-            self.model = model
-            return model
-        value, count = core.cookie_reader.read(self.scope["headers"])
-        self.cookie_present = count > 0
-        if count > 1:
-            logger.warning("session rejected: %d session cookies in one request (cookie tossing?)", count)
-        elif value is not None:
-            model = await self._load_existing(value)
+        elif sent.rejection is not None:
+            logger.warning("%s", sent.rejection)
+        elif sent.token is not None:
+            model = await self._load_existing(sent.token)
         if model is None:
             model = core.model_cls()
             self.stored_data = model.model_dump(mode="json")
@@ -162,7 +163,8 @@ class RequestSession:
         core = self.core
         unsigned = core.signer.unsign(value)
         if unsigned is None:
-            logger.info("session rejected: cookie is malformed or its signature does not verify")
+            label = core.transport.describe(self.token_via)
+            logger.info("session rejected: %s is malformed or its signature does not verify", label)
             return None
         model = await self._load_key(unsigned.session_id, unsigned.key)
         if model is not None:
@@ -313,7 +315,7 @@ class RequestSession:
     # Committing: decide (`plan_commit`), then do.
 
     async def commit(self) -> list[tuple[bytes, bytes]]:
-        """Save what changed and return the ``Set-Cookie`` headers the response needs."""
+        """Save what changed and return the headers the response needs (``Set-Cookie``, or the token header)."""
         if self.model is None:
             return _NO_HEADERS
         planned = self._plan(self.core.policy.clock())
@@ -417,7 +419,7 @@ class RequestSession:
             await core.gateway.delete(self.key, user_id=self.stored_user_id)
             logger.info("session destroyed: %s", core.signer.log_id(self.session_id or ""))
             self.key = None
-        return [(b"set-cookie", core.cookie_writer.clear())] if clear_cookie else _NO_HEADERS
+        return [core.transport.clear(self.token_via)] if clear_cookie else _NO_HEADERS
 
     async def _update(self, current: dict[str, Any], changes: dict[str, Patch], now: float) -> bool:
         """Write the changes, merged into what other requests wrote meanwhile; whether the session was still there."""
@@ -537,7 +539,7 @@ class RequestSession:
         lifetime = core.policy.lifetime(self.meta)
         max_age = max(core.policy.cookie_max_age(created, now, lifetime), minimum)
         value = core.signer.sign(self.session_id)
-        return (b"set-cookie", core.cookie_writer.set(value, max_age, persistent=lifetime.persistent))
+        return core.transport.issue(self.token_via, value, max_age, persistent=lifetime.persistent)
 
 
 _warned_outside_path: "weakref.WeakSet[SessionCore]" = weakref.WeakSet()

@@ -1,13 +1,15 @@
 """Guard dependencies: authentication, roles, step-up and CSRF, each returning the typed session."""
 
 import importlib.util
+import inspect
 import logging
 import re
 import secrets
-from collections.abc import Callable, Collection
+from collections.abc import Awaitable, Callable, Collection
 from typing import Any, Generic, TypeVar
 from urllib.parse import parse_qsl, urlsplit
 
+from fastapi import Depends
 from fastapi.dependencies.models import Dependant
 from fastapi.dependencies.utils import get_dependant
 from fastapi.openapi.models import APIKey, APIKeyIn
@@ -20,6 +22,7 @@ from starlette.status import HTTP_401_UNAUTHORIZED, HTTP_403_FORBIDDEN, WS_1008_
 from fastapi_sessions._core import SessionCore
 from fastapi_sessions._logs import printable
 from fastapi_sessions._request import RequestSession
+from fastapi_sessions.exceptions import SessionConfigError
 from fastapi_sessions.model import AuthSession, ModelT
 
 __all__ = ["SCHEME_NAME", "CsrfGuard", "SessionGuard", "is_exempt_on", "public", "reachable"]
@@ -37,6 +40,8 @@ _SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "TRACE"})
 SCHEME_NAME = "SessionCookie"
 # OpenAPI component names match ^[a-zA-Z0-9._-]+$; a cookie name may hold other characters.
 _NOT_IN_COMPONENT_NAME = re.compile(r"[^A-Za-z0-9._-]")
+HEADER_SCHEME_NAME = "SessionHeader"
+CSRF_SCHEME_NAME = "CsrfToken"
 
 
 def public(endpoint: F) -> F:
@@ -101,24 +106,79 @@ def _scheme_name_for(cookie_name: str) -> str:
     return f"{SCHEME_NAME}-{_NOT_IN_COMPONENT_NAME.sub('_', stem)}"
 
 
-class _CookieScheme(SecurityBase, Generic[ModelT]):
-    """Shows the session cookie as an ``apiKey`` security scheme in the OpenAPI schema.
+class _HeaderScheme(SecurityBase):
+    """An ``apiKey`` header a guard declares besides its own scheme, so OpenAPI shows it and Swagger UI sends it.
 
-    The scheme is read when the schema is rendered, not when the guard is made: the cookie name
-    comes from the settings, which a manager reads when the app starts.
+    As a dependency it does nothing: the guard reads the request itself.
     """
 
-    def __init__(self, core: SessionCore, description: str) -> None:
+    def __init__(self, scheme_name: str, header: str, description: str) -> None:
+        self.model = APIKey(**{"in": APIKeyIn.header}, name=header, description=description)
+        self.scheme_name = scheme_name
+
+    async def __call__(self) -> None:
+        return None
+
+
+_CSRF_TOKEN = _HeaderScheme(
+    CSRF_SCHEME_NAME,
+    "X-CSRF-Token",
+    "The session's CSRF token (session.csrf_token), for unsafe requests that carry the session cookie",
+)
+
+
+class _CookieScheme(SecurityBase, Generic[ModelT]):
+    """Shows how the session token travels as ``apiKey`` security schemes in the OpenAPI schema.
+
+    The guard's own scheme is the cookie's (``SESSION_TRANSPORT=cookie`` or ``both``) or the token
+    header's (``header``); any other, the header with ``both`` and the CSRF token's, is declared as a
+    sub-dependency on the guard's signature, which is where FastAPI finds them.
+    """
+
+    __call__: Callable[..., Awaitable[ModelT]]  # each guard's own
+
+    def __init__(self, core: SessionCore, description: str, *, csrf: bool = False) -> None:
         self.core = core
         self.description = description
+        try:
+            early = core.early_settings()
+        except SessionConfigError:  # reported when the app starts; the schema shows the defaults meanwhile
+            early = None
+        self.transport = early.transport if early is not None else "cookie"
+        self._header_name = early.header_name if early is not None else "X-Auth-Token"
+        schemes = [self._session_header()] if self.transport == "both" else []
+        if csrf and self.transport != "header":  # header-transport requests need no CSRF token
+            schemes.append(_CSRF_TOKEN)
+        own = inspect.signature(self.__call__)
+        connection = next(iter(own.parameters.values()))
+        self.__signature__ = own.replace(
+            parameters=[
+                connection,
+                *(
+                    inspect.Parameter(f"_scheme_{index}", inspect.Parameter.KEYWORD_ONLY, default=Depends(scheme))
+                    for index, scheme in enumerate(schemes)
+                ),
+            ]
+        )
 
-    # Properties where SecurityBase declares attributes: FastAPI only reads them.
+    def _session_header(self) -> "_HeaderScheme":
+        header = self._header_name
+        return _HeaderScheme(
+            HEADER_SCHEME_NAME, header, f"Session token from the {header} header of the response that logged in"
+        )
+
+    # Properties where SecurityBase declares attributes: FastAPI only reads them, when it renders the
+    # schema; the cookie name comes from the settings, which a manager reads when the app starts.
     @property
     def model(self) -> SecurityBaseModel:  # type: ignore[override]
+        if self.transport == "header":
+            return self._session_header().model
         return APIKey(**{"in": APIKeyIn.cookie}, name=self.core.cookie_name, description=self.description)
 
     @property
     def scheme_name(self) -> str:  # type: ignore[override]
+        if self.transport == "header":
+            return HEADER_SCHEME_NAME
         return self.core.scheme_name or _scheme_name_for(self.core.cookie_name)
 
     async def _load(self, connection: HTTPConnection) -> tuple[RequestSession, ModelT]:
@@ -155,7 +215,7 @@ class SessionGuard(_CookieScheme[ModelT]):
         self.max_auth_age = max_auth_age
         self.allow_pending = allow_pending
 
-    async def __call__(self, request: HTTPConnection) -> ModelT:
+    async def __call__(self, request: HTTPConnection, **_schemes: None) -> ModelT:
         _, session = await self._load(request)
         if _exempt(request, self):
             return session
@@ -184,24 +244,25 @@ class CsrfGuard(_CookieScheme[ModelT]):
     ``csrf_token`` form field. The ``Origin`` header (or, lacking it, ``Referer``) must be the
     request's own origin or one of ``csrf_trusted_origins``. Safe methods pass. On a WebSocket, whose
     handshake can carry no token, the ``Origin`` check alone applies, which stops other sites from
-    opening a socket with the user's cookie. Returns the session; answers 403 (or closes the WebSocket
-    with 1008) otherwise.
+    opening a socket with the user's cookie. A request whose session token came in the header of the
+    header transport passes: no browser adds that header by itself, so no other site can forge it.
+    Returns the session; answers 403 (or closes the WebSocket with 1008) otherwise.
     """
 
     header_name = "x-csrf-token"
     form_field = "csrf_token"
 
     def __init__(self, core: SessionCore) -> None:
-        super().__init__(core, "Session cookie; unsafe requests also need the X-CSRF-Token header")
+        super().__init__(core, "Session cookie; unsafe requests also need the X-CSRF-Token header", csrf=True)
 
     @property
     def trusted_origins(self) -> frozenset[str]:
         """``csrf_trusted_origins`` without trailing slashes (read on use: the settings come at startup)."""
         return frozenset(origin.rstrip("/") for origin in self.core.settings.csrf_trusted_origins)
 
-    async def __call__(self, connection: HTTPConnection) -> ModelT:
+    async def __call__(self, connection: HTTPConnection, **_schemes: None) -> ModelT:
         request_session, session = await self._load(connection)
-        if _exempt(connection, self):
+        if _exempt(connection, self) or request_session.token_via == "header":
             return session
         websocket = connection.scope["type"] == "websocket"
         if not websocket and connection.scope["method"] in _SAFE_METHODS:

@@ -33,6 +33,10 @@ _WELL_KNOWN_SECRETS = frozenset(
 _TOKEN_SEPARATORS = frozenset('()<>@,;:\\"/[]?={} \t')
 
 
+# Headers with a meaning of their own, which the header transport must not take over.
+_RESERVED_HEADERS = frozenset({"authorization", "cookie", "host", "origin", "referer", "set-cookie", "x-csrf-token"})
+
+
 def _is_token(value: str) -> bool:
     return bool(value) and all("!" <= ch <= "~" and ch not in _TOKEN_SEPARATORS for ch in value)
 
@@ -119,6 +123,13 @@ class SessionSettings(BaseSettings):
         encryption_keys: ``SESSION_ENCRYPTION_KEYS``. Keys in the Fernet key format (comma-separated,
             newest first) that encrypt session data at rest with AES-256-GCM. Needs the ``encryption``
             extra. Empty: no encryption.
+        partitioned: ``SESSION_PARTITIONED``. Sets ``Partitioned`` on the cookie (CHIPS), so a site
+            embedded in others' pages keeps one cookie per top-level site. Needs ``https_only``.
+        transport: ``SESSION_TRANSPORT``. How the signed session token travels: ``cookie`` (default),
+            ``header`` (in the ``header_name`` request header, a new one returned in the same
+            response header: for mobile apps and CLIs), or ``both`` (the header when a request sends
+            it, the cookie otherwise).
+        header_name: ``SESSION_HEADER_NAME``. The header of the header transport (``X-Auth-Token``).
     """
 
     model_config = SettingsConfigDict(
@@ -153,6 +164,9 @@ class SessionSettings(BaseSettings):
     max_data_bytes: int = Field(default=64 * 1024, gt=0)
     csrf_trusted_origins: Annotated[list[str], NoDecode] = Field(default_factory=list)
     encryption_keys: Annotated[list[SecretStr], NoDecode] = Field(default_factory=list)
+    partitioned: bool = False
+    transport: Literal["cookie", "header", "both"] = "cookie"
+    header_name: str = "X-Auth-Token"
 
     @model_validator(mode="before")
     @classmethod
@@ -180,9 +194,9 @@ class SessionSettings(BaseSettings):
             return [item.strip() for item in value.split(",") if item.strip()]
         return value
 
-    @field_validator("same_site", mode="before")
+    @field_validator("same_site", "transport", mode="before")
     @classmethod
-    def _lower_same_site(cls, value: Any) -> Any:
+    def _lower_words(cls, value: Any) -> Any:
         return value.lower() if isinstance(value, str) else value
 
     @field_validator("secret_key", mode="before")
@@ -221,11 +235,21 @@ class SessionSettings(BaseSettings):
                     f"{label} {value!r} contains a character not allowed in a cookie attribute "
                     "(printable ASCII only, no ';', ',', quotes or backslashes)"
                 )
+        if not _is_token(self.header_name) or self.header_name.lower() in _RESERVED_HEADERS:
+            raise ValueError(
+                f"SESSION_HEADER_NAME {self.header_name!r} is not a header name the session token can use "
+                f"(an HTTP token, none of {', '.join(sorted(_RESERVED_HEADERS))})"
+            )
         if not self.path.startswith("/"):
             raise ValueError(f"SESSION_PATH must start with '/', got {self.path!r}")
         if self.same_site == "none" and not self.https_only:
             raise ValueError(
                 "SESSION_SAME_SITE=none needs SESSION_HTTPS_ONLY=true (browsers drop SameSite=None without Secure)"
+            )
+        if self.partitioned and not self.https_only:
+            raise ValueError(
+                "SESSION_PARTITIONED=true needs SESSION_HTTPS_ONLY=true "
+                "(browsers drop Partitioned cookies without Secure)"
             )
         if name.startswith("__Host-"):
             if not self.https_only:
@@ -297,16 +321,16 @@ def describe_validation_error(exc: ValidationError) -> str:
     return "\n".join(lines)
 
 
-def environment_cookie_name() -> str:
-    """The cookie name the ``SESSION_*`` variables (and ``.env``) give, read without the secret keys.
+def environment_settings() -> SessionSettings:
+    """The settings the ``SESSION_*`` variables (and ``.env``) give, read without the secret keys.
 
-    For what is needed before the app starts and may run without the secret: the OpenAPI schema of an
-    app that never started, a test reading the cookie name. A throwaway key stands in for
-    ``SESSION_SECRET_KEY`` (and no fallbacks for ``SESSION_SECRET_KEY_FALLBACKS``); every other field is
-    read and checked as usual.
+    For what is needed before the app starts and may run without the secret: the cookie name and
+    the transport, for the OpenAPI schema of an app that never started or a test. A throwaway key
+    stands in for ``SESSION_SECRET_KEY`` (and no fallbacks for ``SESSION_SECRET_KEY_FALLBACKS``);
+    every other field is read and checked as usual. Never sign anything with them.
 
     Raises:
         SessionConfigError: another setting is invalid; the message names the variable.
     """
     throwaway = secrets.token_urlsafe(MIN_SECRET_LENGTH)
-    return SessionSettings.load(secret_key=throwaway, secret_key_fallbacks=[]).session_cookie_name
+    return SessionSettings.load(secret_key=throwaway, secret_key_fallbacks=[])
