@@ -185,17 +185,20 @@ class SessionCore:
         """
         return self.early_settings().session_cookie_name
 
-    def early_settings(self) -> SessionSettings:
+    def early_settings(self, *, build: bool = True) -> SessionSettings:
         """The settings, readable before `build` without the secret key (for the cookie name, the transport).
 
         The built or given settings, or else the ``SESSION_*`` variables read with a throwaway secret
-        key. Settings given as a function are built for it (that function may need the secret).
+        key. Settings given as a function are built for it (that function may need the secret),
+        unless ``build`` is false: then the environment's stand in until the app starts.
 
         Raises:
             SessionConfigError: a setting is invalid; the message names the variable.
         """
-        if self.built or callable(self._settings):
+        if self.built or (build and callable(self._settings)):
             return self.settings
+        if callable(self._settings):
+            return environment_settings()
         if self._settings is not None:
             return self._settings
         return environment_settings()

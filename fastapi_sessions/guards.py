@@ -141,7 +141,7 @@ class _CookieScheme(SecurityBase, Generic[ModelT]):
         self.core = core
         self.description = description
         try:
-            early = core.early_settings()
+            early = core.early_settings(build=False)  # settings given as a function are called at startup
         except SessionConfigError:  # reported when the app starts; the schema shows the defaults meanwhile
             early = None
         self.transport = early.transport if early is not None else "cookie"

@@ -103,7 +103,7 @@ def test_an_app_module_imports_without_any_session_variable_and_fails_at_startup
     report = run_probe(tmp_path)
     assert report["cookie_name"] == "__Host-session"
     schemes = report["schemes"]
-    assert isinstance(schemes, dict) and list(schemes) == ["SessionCookie"]
+    assert isinstance(schemes, dict) and list(schemes) == ["SessionCookie", "CsrfToken"]  # the app has a CSRF form
     assert {**schemes["SessionCookie"], "description": ""} == {
         "type": "apiKey",
         "in": "cookie",
@@ -120,7 +120,7 @@ def test_before_startup_the_cookie_name_comes_from_the_environment_without_the_s
     report = run_probe(tmp_path, SESSION_COOKIE_NAME="sid", SESSION_HTTPS_ONLY="false")
     assert report["cookie_name"] == "sid"
     schemes = report["schemes"]
-    assert isinstance(schemes, dict) and list(schemes) == ["SessionCookie-sid"]
+    assert isinstance(schemes, dict) and list(schemes) == ["SessionCookie-sid", "CsrfToken"]
     assert schemes["SessionCookie-sid"]["name"] == "sid"
 
 
