@@ -49,11 +49,17 @@ class CookieReader:
 class CookieWriter:
     """Builds the Set-Cookie header values for the session cookie."""
 
-    def __init__(self, settings: SessionSettings) -> None:
+    def __init__(self, settings: SessionSettings, *, secure: bool | None = None, name: str | None = None) -> None:
+        """
+        Args:
+            settings: The cookie's attributes.
+            secure: Whether to set ``Secure``; ``None`` for ``https_only``.
+            name: The cookie's name; ``None`` for ``session_cookie_name``.
+        """
         attributes = [f"Path={settings.path}"]
         if settings.domain:
             attributes.append(f"Domain={settings.domain}")
-        if settings.https_only:
+        if settings.https_only if secure is None else secure:
             attributes.append("Secure")
         if settings.http_only:
             attributes.append("HttpOnly")
@@ -61,7 +67,7 @@ class CookieWriter:
         if settings.partitioned:
             # CHIPS; on the clearing header too, or the browser would not match the partitioned cookie.
             attributes.append("Partitioned")
-        self._name = settings.session_cookie_name
+        self._name = settings.session_cookie_name if name is None else name
         self._persistent = settings.persistent
         self._attributes = "; ".join(attributes)
         self._clear = f"{self._name}=; Max-Age=0; Expires={formatdate(0, usegmt=True)}; {self._attributes}".encode(

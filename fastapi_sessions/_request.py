@@ -27,6 +27,7 @@ __all__ = ["RequestSession"]
 
 logger = logging.getLogger("fastapi_sessions")
 
+_SECURE_SCHEMES = frozenset({"https", "wss"})
 _MERGE_ATTEMPTS = 16
 """Commits one request tries before answering 409: each failed one means another request's commit landed."""
 _MAX_AGENT_LENGTH = 256
@@ -88,6 +89,11 @@ class RequestSession:
         self._saved_headers: list[tuple[bytes, bytes]] = []
         self._outside_path = False
 
+    @property
+    def https(self) -> bool:
+        """Whether the request came over https (or wss), as the server sees it after its proxy-header handling."""
+        return self.scope.get("scheme") in _SECURE_SCHEMES
+
     # The scope slot.
 
     @staticmethod
@@ -139,7 +145,7 @@ class RequestSession:
             return self.model
         core = self.core
         model: SessionModel | None = None
-        sent = core.transport.read(self.scope["headers"])
+        sent = core.transport.read(self.scope["headers"], https=self.https)
         self.token_via = sent.via
         self.cookie_present = sent.sent  # a token, in a cookie or the header: what a logout answers
         cookie_path = core.settings.path
@@ -419,7 +425,7 @@ class RequestSession:
             await core.gateway.delete(self.key, user_id=self.stored_user_id)
             logger.info("session destroyed: %s", core.signer.log_id(self.session_id or ""))
             self.key = None
-        return [core.transport.clear(self.token_via)] if clear_cookie else _NO_HEADERS
+        return [core.transport.clear(self.token_via, https=self.https)] if clear_cookie else _NO_HEADERS
 
     async def _update(self, current: dict[str, Any], changes: dict[str, Patch], now: float) -> bool:
         """Write the changes, merged into what other requests wrote meanwhile; whether the session was still there."""
@@ -539,7 +545,7 @@ class RequestSession:
         lifetime = core.policy.lifetime(self.meta)
         max_age = max(core.policy.cookie_max_age(created, now, lifetime), minimum)
         value = core.signer.sign(self.session_id)
-        return core.transport.issue(self.token_via, value, max_age, persistent=lifetime.persistent)
+        return core.transport.issue(self.token_via, value, max_age, persistent=lifetime.persistent, https=self.https)
 
 
 _warned_outside_path: "weakref.WeakSet[SessionCore]" = weakref.WeakSet()

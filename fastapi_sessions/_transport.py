@@ -49,21 +49,31 @@ class SessionTransport:
         self._header_key = settings.header_name.lower().encode("latin-1")
         self._cookies = CookieReader(settings.session_cookie_name)
         self._cookie_writer = CookieWriter(settings)
+        if settings.https_only == "auto":  # plain-http requests: their own name, no Secure
+            plain = settings.plain_http_cookie_name
+            self._plain_cookies = CookieReader(plain)
+            self._plain_cookie_writer = CookieWriter(settings, secure=False, name=plain)
+        else:
+            self._plain_cookies, self._plain_cookie_writer = self._cookies, self._cookie_writer
         header = settings.header_name.encode("latin-1")
         self.vary: tuple[bytes, ...] = {"cookie": (b"Cookie",), "header": (header,), "both": (b"Cookie", header)}[
             self.mode
         ]
         """The request headers a response that read the session depends on, for its ``Vary``."""
 
-    def read(self, headers: Sequence[tuple[bytes, bytes]]) -> TokenRead:
-        """The token of a request, from its raw ASGI headers (names lowercased, as ASGI gives them)."""
+    def read(self, headers: Sequence[tuple[bytes, bytes]], *, https: bool = True) -> TokenRead:
+        """The token of a request, from its raw ASGI headers (names lowercased, as ASGI gives them).
+
+        ``https`` tells whether the request came over https, which picks the cookie's name under
+        ``SESSION_HTTPS_ONLY=auto``.
+        """
         if self.mode == "cookie":
-            return self._read_cookie(headers)
+            return self._read_cookie(headers, https)
         key = self._header_key
         values = [value.strip() for name, value in headers if name == key]
         if not values:
-            return TokenRead(None, "header", False) if self.mode == "header" else self._read_cookie(headers)
-        if self.mode == "both" and self._read_cookie(headers).sent:
+            return TokenRead(None, "header", False) if self.mode == "header" else self._read_cookie(headers, https)
+        if self.mode == "both" and self._read_cookie(headers, https).sent:
             return TokenRead(
                 None,
                 "header",
@@ -80,8 +90,8 @@ class SessionTransport:
             )
         return TokenRead(tokens[0].decode("latin-1"), "header", True)
 
-    def _read_cookie(self, headers: Sequence[tuple[bytes, bytes]]) -> TokenRead:
-        value, count = self._cookies.read(headers)
+    def _read_cookie(self, headers: Sequence[tuple[bytes, bytes]], https: bool) -> TokenRead:
+        value, count = (self._cookies if https else self._plain_cookies).read(headers)
         if count > 1:
             return TokenRead(
                 None, "cookie", True, f"session rejected: {count} session cookies in one request (cookie tossing?)"
@@ -92,7 +102,9 @@ class SessionTransport:
         """How log lines name the token of ``via``."""
         return "cookie" if via == "cookie" else f"{self.header_name} header"
 
-    def issue(self, via: Via, value: str, max_age: int, *, persistent: bool | None) -> tuple[bytes, bytes]:
+    def issue(
+        self, via: Via, value: str, max_age: int, *, persistent: bool | None, https: bool = True
+    ) -> tuple[bytes, bytes]:
         """The response header handing the client the signed token ``value``.
 
         Args:
@@ -100,13 +112,15 @@ class SessionTransport:
             value: The signed token.
             max_age: Seconds a persistent cookie lives (a header client learns the end from a 401).
             persistent: Whether the cookie gets a Max-Age; ``None`` for ``SESSION_PERSISTENT``.
+            https: The request came over https (under ``SESSION_HTTPS_ONLY=auto``: ``Secure`` and its name).
         """
         if via == "header":
             return self._header_key, value.encode("latin-1")
-        return b"set-cookie", self._cookie_writer.set(value, max_age, persistent=persistent)
+        writer = self._cookie_writer if https else self._plain_cookie_writer
+        return b"set-cookie", writer.set(value, max_age, persistent=persistent)
 
-    def clear(self, via: Via) -> tuple[bytes, bytes]:
+    def clear(self, via: Via, *, https: bool = True) -> tuple[bytes, bytes]:
         """The response header ending the client's session: an expired cookie, or an empty header."""
         if via == "header":
             return self._header_key, b""
-        return b"set-cookie", self._cookie_writer.clear()
+        return b"set-cookie", (self._cookie_writer if https else self._plain_cookie_writer).clear()

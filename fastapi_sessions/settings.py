@@ -97,7 +97,10 @@ class SessionSettings(BaseSettings):
             session at most once per this many seconds (connect-mongo's ``touchAfter``). Left unset, it
             is 60, or half the idle timeout if that is 60 or less.
         https_only: ``SESSION_HTTPS_ONLY``. Sets ``Secure`` on the cookie. Turn off only for local
-            development over plain http.
+            development over plain http. ``"auto"`` (express-session's ``secure: 'auto'``) sets it, and
+            the ``__Host-`` name, on requests that came over https (as the server sees them after
+            its proxy-header handling) and leaves both off on plain http; it cannot go with
+            ``same_site="none"``, ``partitioned`` or a ``__Host-``/``__Secure-`` name of your own.
         http_only: ``SESSION_HTTP_ONLY``. Sets ``HttpOnly`` so page scripts cannot read the cookie.
         same_site: ``SESSION_SAME_SITE``. ``lax`` (default), ``strict`` or ``none`` (needs
             ``https_only``).
@@ -150,7 +153,7 @@ class SessionSettings(BaseSettings):
     max_expiry: int = Field(default=30 * 24 * 3600, gt=0)
     rolling: bool = True
     touch_after: int = Field(default=60, ge=0)
-    https_only: bool = True
+    https_only: bool | Literal["auto"] = True
     http_only: bool = True
     same_site: Literal["lax", "strict", "none"] = "lax"
     domain: str | None = None
@@ -242,14 +245,20 @@ class SessionSettings(BaseSettings):
             )
         if not self.path.startswith("/"):
             raise ValueError(f"SESSION_PATH must start with '/', got {self.path!r}")
-        if self.same_site == "none" and not self.https_only:
+        if self.same_site == "none" and self.https_only is not True:
             raise ValueError(
                 "SESSION_SAME_SITE=none needs SESSION_HTTPS_ONLY=true (browsers drop SameSite=None without Secure)"
             )
-        if self.partitioned and not self.https_only:
+        if self.partitioned and self.https_only is not True:
             raise ValueError(
                 "SESSION_PARTITIONED=true needs SESSION_HTTPS_ONLY=true "
                 "(browsers drop Partitioned cookies without Secure)"
+            )
+        if self.cookie_name and self.https_only == "auto" and name.startswith(("__Host-", "__Secure-")):
+            raise ValueError(
+                f"cookie name {name!r} needs https on every request, which SESSION_HTTPS_ONLY=auto does not "
+                "promise: leave SESSION_COOKIE_NAME unset (auto names it __Host-session over https and "
+                "session over http) or set SESSION_HTTPS_ONLY=true"
             )
         if name.startswith("__Host-"):
             if not self.https_only:
@@ -291,6 +300,11 @@ class SessionSettings(BaseSettings):
         if self.cookie_name:
             return self.cookie_name
         return "__Host-session" if self.https_only else "session"
+
+    @property
+    def plain_http_cookie_name(self) -> str:
+        """With ``https_only="auto"``, the cookie name on plain-http requests (``session`` by default)."""
+        return self.cookie_name or "session"
 
     @classmethod
     def load(cls, **overrides: Any) -> "SessionSettings":

@@ -245,7 +245,7 @@ def _check_client(client: object, sessions: SessionManager[Any]) -> None:
             f"expected a fastapi.testclient.TestClient or an httpx.AsyncClient, got {type(client).__name__}"
         )
     url = _cookie_url(cast("TestClient", client), sessions)
-    if sessions.settings.https_only and urlsplit(url).scheme != "https":
+    if sessions.settings.https_only is True and urlsplit(url).scheme != "https":
         raise RuntimeError(
             f"the session cookie is Secure (SESSION_HTTPS_ONLY=true, the default) and a client does not send a "
             f"Secure cookie to {url}: create the client with base_url='https://testserver', "

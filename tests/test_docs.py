@@ -263,9 +263,11 @@ def _type_words(annotation: Any) -> list[str]:
         return [f"`{value}`" for value in typing.get_args(annotation)]
     if typing.get_origin(annotation) is list:
         return ["list of", *_type_words(typing.get_args(annotation)[0])]
-    members = [arg for arg in typing.get_args(annotation) if arg is not type(None)]
-    if members:  # X | None
-        return [word for member in members for word in _type_words(member)] + ["unset"]
+    arguments = typing.get_args(annotation)
+    members = [arg for arg in arguments if arg is not type(None)]
+    if members:  # X | Y, X | None
+        optional = ["unset"] if type(None) in arguments else []
+        return [word for member in members for word in _type_words(member)] + optional
     if annotation is SecretStr:
         return ["str (secret)"]
     return [annotation.__name__]

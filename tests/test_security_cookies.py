@@ -196,8 +196,12 @@ def test_caching_headers_override_the_app_when_a_cookie_is_set(h: Harness[UserSe
 
 def test_set_cookie_stays_under_4096_bytes(backend: Backend) -> None:
     long_path = "/" + "p" * 200
-    with serve(backend, UserSession, cookie_name="s" * 100, path=long_path, domain="d" * 60 + ".example.com") as h:
-        browser = h.browser()
+    sessions = make_manager(
+        UserSession, backend.make_store(), cookie_name="s" * 100, path=long_path, domain="d" * 60 + ".example.com"
+    )
+    # Served under the cookie's path, as it must be for the browser to send the cookie back.
+    with client(build_app(sessions), root_path=long_path) as test_client:
+        browser = Browser(test_client, sessions.cookie_name)
         responses = [
             browser.post("/write", params={"theme": "t" * 3000}),
             browser.post("/login", params={"uid": "u" * 1000}),
