@@ -4,10 +4,12 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 from fastapi_sessions._cookies import CookieReader, CookieWriter
+from fastapi_sessions._events import EventHub
 from fastapi_sessions._gateway import StoreGateway
 from fastapi_sessions._merge import Schema
 from fastapi_sessions._policy import SessionPolicy
 from fastapi_sessions._registry import UserSessions
+from fastapi_sessions._telemetry import Telemetry
 from fastapi_sessions.model import SessionModel
 from fastapi_sessions.settings import SessionSettings
 from fastapi_sessions.signing import CookieSigner
@@ -30,6 +32,8 @@ class SessionCore:
         users: Per-user session control.
         scope_key: Where a request's session lives in its ASGI scope.
         field_schemas: How each model field merges with a concurrent change (`schema_of_model`).
+        events: The lifecycle listeners.
+        telemetry: Spans and metrics.
     """
 
     model_cls: type[SessionModel]
@@ -42,3 +46,5 @@ class SessionCore:
     users: UserSessions
     scope_key: str
     field_schemas: Mapping[str, Schema]
+    events: EventHub
+    telemetry: Telemetry

@@ -3,9 +3,9 @@
 import contextlib
 import logging
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from functools import cached_property
-from typing import Any, Generic
+from typing import TYPE_CHECKING, Any, Generic, TypeVar, overload
 
 from fastapi import FastAPI
 from starlette.requests import HTTPConnection, Request
@@ -13,6 +13,7 @@ from starlette.responses import Response
 
 from fastapi_sessions._cookies import CookieReader, CookieWriter
 from fastapi_sessions._core import SessionCore
+from fastapi_sessions._events import EVENT_TYPES, EventHub, Listener
 from fastapi_sessions._gateway import StoreGateway
 from fastapi_sessions._logs import printable
 from fastapi_sessions._merge import schema_of_model
@@ -21,6 +22,8 @@ from fastapi_sessions._policy import SessionPolicy
 from fastapi_sessions._registry import SessionInfo, UserSessions
 from fastapi_sessions._request import RequestSession
 from fastapi_sessions._responses import CONFLICT, STORE_UNAVAILABLE, error_response
+from fastapi_sessions._telemetry import Telemetry
+from fastapi_sessions.events import EventKind, SessionEvent
 from fastapi_sessions.exceptions import SessionLimitError, StoreUnavailableError
 from fastapi_sessions.guards import CsrfGuard, SessionGuard, public
 from fastapi_sessions.model import ModelT, SessionModel
@@ -28,9 +31,16 @@ from fastapi_sessions.settings import SessionSettings
 from fastapi_sessions.signing import CookieSigner
 from fastapi_sessions.stores import SessionStore, store_from_url
 
+if TYPE_CHECKING:
+    from opentelemetry.metrics import MeterProvider
+    from opentelemetry.trace import TracerProvider
+
 __all__ = ["SessionManager"]
 
 logger = logging.getLogger("fastapi_sessions")
+
+EventT = TypeVar("EventT", bound=SessionEvent)
+ResultT = TypeVar("ResultT", bound=Awaitable[None] | None)
 
 
 class SessionManager(Generic[ModelT]):
@@ -49,6 +59,10 @@ class SessionManager(Generic[ModelT]):
         settings: The settings; read from ``SESSION_*`` environment variables when omitted.
         store: Where sessions live; built from ``settings.store_url`` when omitted.
         clock: Returns the current time in seconds; tests inject their own.
+        listener_timeout: Seconds each event listener may take with one event (see `on`).
+        tracer_provider: Where OpenTelemetry spans go; the global provider when omitted. Needs the
+            ``otel`` extra; without an SDK nothing is recorded.
+        meter_provider: Where OpenTelemetry metrics go; the global provider when omitted.
 
     Raises:
         SessionConfigError: a setting is missing or invalid; the message names the variable.
@@ -61,6 +75,9 @@ class SessionManager(Generic[ModelT]):
         settings: SessionSettings | None = None,
         store: SessionStore | None = None,
         clock: Callable[[], float] = time.time,
+        listener_timeout: float = 5.0,
+        tracer_provider: "TracerProvider | None" = None,
+        meter_provider: "MeterProvider | None" = None,
     ) -> None:
         if not (isinstance(model, type) and issubclass(model, SessionModel)):
             raise TypeError(f"SessionManager needs a SessionModel subclass, got {model!r}")
@@ -74,7 +91,9 @@ class SessionManager(Generic[ModelT]):
             namespace=self.settings.session_namespace,
         )
         policy = SessionPolicy(model, self.settings, clock)
-        gateway = StoreGateway(self.store, self.settings.store_timeout)
+        telemetry = Telemetry(tracer_provider, meter_provider)
+        gateway = StoreGateway(self.store, self.settings.store_timeout, telemetry)
+        events = EventHub(lambda: policy.clock(), telemetry, listener_timeout)
         self._core = SessionCore(
             model_cls=model,
             settings=self.settings,
@@ -88,9 +107,12 @@ class SessionManager(Generic[ModelT]):
                 policy,
                 limit=self.settings.max_sessions_per_user,
                 limit_policy=self.settings.limit_policy,
+                events=events,
             ),
             scope_key=f"fastapi_sessions.{id(self):x}",
             field_schemas=schema_of_model(model),
+            events=events,
+            telemetry=telemetry,
         )
 
     @property
@@ -180,8 +202,50 @@ class SessionManager(Generic[ModelT]):
         await self._core.gateway.open()
 
     async def close(self) -> None:
-        """Close the store (done by the app's shutdown)."""
+        """Close the store (done by the app's shutdown), once the event listeners still running are done."""
+        await self._core.events.close()
         await self._core.gateway.close()
+
+    # Lifecycle events.
+
+    @overload
+    def on(self, kind: type[EventT]) -> Callable[[Callable[[EventT], ResultT]], Callable[[EventT], ResultT]]: ...
+    @overload
+    def on(
+        self, kind: EventKind
+    ) -> Callable[[Callable[[SessionEvent], ResultT]], Callable[[SessionEvent], ResultT]]: ...
+    def on(self, kind: type[SessionEvent] | EventKind) -> Callable[[Listener], Listener]:
+        """Decorator: call the function with each event of ``kind``, after the response is sent.
+
+        ``kind`` is an event class (`SessionCreated`, ...; `SessionEvent` for every event) or its
+        name (``"created"``, ...). The function may be sync (it runs in a worker thread) or async.
+        Events of a request run once its response is sent, one after another; events with no
+        request (a script revoking sessions) run as tasks, awaited by `close`. Each call may take
+        ``listener_timeout`` seconds; a listener that raises or overruns is logged on the
+        ``fastapi_sessions`` logger and changes nothing else.
+        """
+
+        def register(listener: Listener) -> Listener:
+            self.add_listener(kind, listener)
+            return listener
+
+        return register
+
+    @overload
+    def add_listener(self, kind: type[EventT], listener: Callable[[EventT], Awaitable[None] | None]) -> None: ...
+    @overload
+    def add_listener(self, kind: EventKind, listener: Callable[[SessionEvent], Awaitable[None] | None]) -> None: ...
+    def add_listener(self, kind: type[SessionEvent] | EventKind, listener: Listener) -> None:
+        """Call ``listener`` with each event of ``kind``: `on` without the decorator."""
+        self._core.events.add(_event_type(kind), listener)
+
+    def remove_listener(self, kind: type[SessionEvent] | EventKind, listener: Listener) -> None:
+        """Stop calling ``listener`` with events of ``kind``.
+
+        Raises:
+            ValueError: ``listener`` was not registered for ``kind``.
+        """
+        self._core.events.remove(_event_type(kind), listener)
 
     # Per-user session control.
 
@@ -200,3 +264,11 @@ class SessionManager(Generic[ModelT]):
 
 async def _conflict_response(request: Request, exc: Exception) -> Response:
     return error_response(CONFLICT, str(exc))
+
+
+def _event_type(kind: type[SessionEvent] | EventKind) -> type[SessionEvent]:
+    if isinstance(kind, str):
+        if kind not in EVENT_TYPES:
+            raise ValueError(f"unknown event kind {kind!r}; the kinds are {', '.join(EVENT_TYPES)}")
+        return EVENT_TYPES[kind]
+    return kind
