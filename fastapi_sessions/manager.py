@@ -225,8 +225,10 @@ class SessionManager(Generic[ModelT]):
         ``fastapi_sessions`` logger and changes nothing else.
         """
 
+        event_type = _event_type(kind)
+
         def register(listener: Listener) -> Listener:
-            self.add_listener(kind, listener)
+            self._core.events.add(event_type, listener)
             return listener
 
         return register
