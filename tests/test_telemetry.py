@@ -46,8 +46,8 @@ class Readers:
                 for metric in scope.metrics:
                     for point in metric.data.data_points:
                         attributes = tuple(sorted((point.attributes or {}).items()))
-                        value: float = getattr(point, "value", None) or getattr(point, "count", 0)
-                        found[metric.name, attributes] = value
+                        value: Any = getattr(point, "value", None) or getattr(point, "count", 0)
+                        found[metric.name, attributes] = float(value)
         return found
 
 
