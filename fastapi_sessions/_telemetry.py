@@ -110,11 +110,8 @@ class Telemetry:
 
     @contextlib.contextmanager
     def store_operation(self, operation: str, store: str) -> Iterator[None]:
-        """Span, time and count the errors of one store operation."""
+        """Span, time and count the errors of one store operation (the gateway enters it only when `active`)."""
         tracer = self.tracer
-        if tracer is None and not self.metering:
-            yield
-            return
         attributes: dict[str, Any] = {"fastapi_sessions.operation": operation, "fastapi_sessions.store": store}
         with (
             tracer.start_as_current_span(f"fastapi_sessions.store.{operation}", attributes=attributes)

@@ -1,10 +1,11 @@
 """Lifecycle events over HTTP on every store: what each step of a session's life tells its listeners."""
 
 import asyncio
+import functools
 import logging
 import threading
-from collections.abc import Iterator
-from typing import Any
+from collections.abc import AsyncIterator, Iterator
+from typing import Annotated, Any
 
 import pytest
 
@@ -299,10 +300,12 @@ def test_no_listener_builds_no_event(
 
     monkeypatch.setattr(events_module, "_request_fields", refuse)
     monkeypatch.setattr(events_module, "Batch", refuse)
-    with client(build_app(SessionManager(UserSession, settings=settings(), store=MemoryStore()))) as browser:
+    quiet = SessionManager(UserSession, settings=settings(), store=MemoryStore())
+    with client(build_app(quiet)) as browser:
         for path in ("/login?uid=alice", "/roles/add?role=x", "/logout"):
             assert browser.post(path).status_code == 200
-        assert browser.get("/read", headers={"cookie": "session=forged"}).status_code == 200
+        browser.cookies.clear()
+        assert browser.get("/read", headers={"cookie": f"{quiet.cookie_name}=forged"}).status_code == 200
 
 
 def test_listener_timeout_must_be_positive() -> None:
@@ -330,3 +333,59 @@ def test_log_records_carry_structured_fields(h: Harness[UserSession], caplog: py
         ("session rejected", "rejected", None, None, "bad_signature"),
         ("session destroyed", "destroyed", key, "alice", "logout"),
     ]
+
+
+def test_events_of_a_request_that_fails_after_its_commit_still_run(
+    memory_sessions: SessionManager[AuthSession],
+) -> None:
+    """A streamed body that raises after the commit: the events go to tasks, awaited at shutdown."""
+    from fastapi import Depends, FastAPI
+    from fastapi.responses import StreamingResponse
+    from fastapi.testclient import TestClient
+
+    recorder = Recorder()
+    memory_sessions.add_listener("created", functools.partial(recorder))
+    app = FastAPI()
+    memory_sessions.install(app)
+
+    @app.post("/login-then-fail")
+    async def login_then_fail(session: Annotated[AuthSession, Depends(memory_sessions)]) -> StreamingResponse:
+        session.login("alice")
+
+        async def body() -> AsyncIterator[bytes]:
+            yield b"partial"
+            raise RuntimeError("the body broke")
+
+        return StreamingResponse(body())
+
+    with TestClient(app, raise_server_exceptions=False) as browser:
+        browser.post("/login-then-fail")
+    (event,) = recorder.events
+    assert isinstance(event, SessionCreated) and event.user_id == "alice"
+
+
+def test_websocket_events_run_at_once(memory_sessions: SessionManager[AuthSession]) -> None:
+    from fastapi import Depends, FastAPI, WebSocket
+    from fastapi.testclient import TestClient
+
+    seen: list[SessionEvent] = []
+
+    @memory_sessions.on("rejected")
+    async def rejected(event: SessionEvent) -> None:
+        seen.append(event)
+
+    app = FastAPI()
+    memory_sessions.install(app)
+
+    @app.websocket("/ws")
+    async def updates(websocket: WebSocket, session: Annotated[AuthSession, Depends(memory_sessions)]) -> None:
+        await websocket.accept()
+        await websocket.send_json({"user": session.user_id})
+        await websocket.close()
+
+    with TestClient(app) as browser:
+        cookie = f"{memory_sessions.cookie_name}=forged"
+        with browser.websocket_connect("/ws", headers={"cookie": cookie}) as socket:
+            assert socket.receive_json() == {"user": None}
+    (event,) = seen
+    assert (event.kind, event.reason, event.method, event.path) == ("rejected", "bad_signature", None, "/ws")

@@ -210,3 +210,14 @@ def test_without_the_api_installed_the_library_works(monkeypatch: pytest.MonkeyP
         assert browser.post("/login/alice").status_code == 200
         assert browser.get("/me").json() == {"user": "alice"}
     assert sessions._core.telemetry.active is False
+
+
+def test_metrics_without_traces(readers: Readers) -> None:
+    sessions = SessionManager(
+        AuthSession, settings=settings(), store=MemoryStore(), meter_provider=readers.meter_provider
+    )
+    with client(login_app(sessions)) as browser:
+        assert browser.post("/login/alice").status_code == 200
+    assert sessions._core.telemetry.tracer is None  # the global provider: the API's proxy, no SDK
+    assert readers.points()[count("commits", **{"fastapi_sessions.outcome": "written"})] == 1
+    assert readers.span_names() == []
