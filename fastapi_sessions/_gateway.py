@@ -50,15 +50,19 @@ class StoreGateway:
                 self._opened = False
                 await self.store.close()
 
-    async def _call(self, operation: str, awaitable: Awaitable[T]) -> T:
-        if not self._opened:
-            await self.open()
+    def _call(self, operation: str, awaitable: Awaitable[T]) -> Awaitable[T]:
+        # A plain function: without telemetry, the caller awaits `_deadline` itself, no extra coroutine.
         if self.telemetry.active:
-            with self.telemetry.store_operation(operation, type(self.store).__name__):
-                return await self._deadline(operation, awaitable)
-        return await self._deadline(operation, awaitable)
+            return self._observed(operation, awaitable)
+        return self._deadline(operation, awaitable)
+
+    async def _observed(self, operation: str, awaitable: Awaitable[T]) -> T:
+        with self.telemetry.store_operation(operation, type(self.store).__name__):
+            return await self._deadline(operation, awaitable)
 
     async def _deadline(self, operation: str, awaitable: Awaitable[T]) -> T:
+        if not self._opened:
+            await self.open()
         try:
             if self.timeout is None:
                 return await awaitable
