@@ -4,6 +4,17 @@ from fastapi_sessions.__version__ import __version__ as __version__
 from fastapi_sessions._merge import Counter as Counter
 from fastapi_sessions._merge import Delta as Delta
 from fastapi_sessions._registry import SessionInfo as SessionInfo
+from fastapi_sessions.events import EventKind as EventKind
+from fastapi_sessions.events import RegenerationReason as RegenerationReason
+from fastapi_sessions.events import RejectionReason as RejectionReason
+from fastapi_sessions.events import RevocationReason as RevocationReason
+from fastapi_sessions.events import SessionCreated as SessionCreated
+from fastapi_sessions.events import SessionDestroyed as SessionDestroyed
+from fastapi_sessions.events import SessionEvent as SessionEvent
+from fastapi_sessions.events import SessionExpired as SessionExpired
+from fastapi_sessions.events import SessionRegenerated as SessionRegenerated
+from fastapi_sessions.events import SessionRejected as SessionRejected
+from fastapi_sessions.events import SessionRevoked as SessionRevoked
 from fastapi_sessions.exceptions import CorruptRecordError as CorruptRecordError
 from fastapi_sessions.exceptions import SessionConfigError as SessionConfigError
 from fastapi_sessions.exceptions import SessionConflictError as SessionConflictError
@@ -33,19 +44,30 @@ __all__ = [
     "Counter",
     "CsrfGuard",
     "Delta",
+    "EventKind",
     "FlashMessage",
     "MemoryStore",
+    "RegenerationReason",
+    "RejectionReason",
+    "RevocationReason",
     "SessionConfigError",
     "SessionConflictError",
+    "SessionCreated",
     "SessionDataTooLargeError",
+    "SessionDestroyed",
     "SessionEncodingError",
     "SessionError",
+    "SessionEvent",
+    "SessionExpired",
     "SessionGuard",
     "SessionInfo",
     "SessionLimitError",
     "SessionManager",
     "SessionModel",
     "SessionNotBoundError",
+    "SessionRegenerated",
+    "SessionRejected",
+    "SessionRevoked",
     "SessionSettings",
     "SessionStore",
     "StoreError",

@@ -3,10 +3,12 @@
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any, TypeAlias
 
+from fastapi_sessions._events import EventHub
 from fastapi_sessions._gateway import StoreGateway
 from fastapi_sessions._merge import Schema, schema_of_model
 from fastapi_sessions._policy import SessionPolicy
 from fastapi_sessions._registry import UserSessions
+from fastapi_sessions._telemetry import Telemetry
 from fastapi_sessions._transport import SessionTransport
 from fastapi_sessions.model import SessionModel
 from fastapi_sessions.settings import SessionSettings, environment_settings
@@ -38,6 +40,8 @@ class SessionCore:
         scope_key: Where a request's session lives in its ASGI scope.
         field_schemas: How each model field merges with a concurrent change (`schema_of_model`).
         scheme_name: The OpenAPI security scheme name asked for, or ``None`` for the default.
+        events: The lifecycle listeners.
+        telemetry: Spans and metrics.
         settings: The settings (built).
         policy: Time, size and encoding rules (built).
         gateway: The store, under its deadline (built).
@@ -53,6 +57,8 @@ class SessionCore:
         store: The store; built from ``settings.store_url`` by `build` when ``None``.
         clock: Returns the current time in seconds.
         scheme_name: The OpenAPI security scheme name, or ``None`` for one derived from the cookie name.
+        events: The lifecycle listeners.
+        telemetry: Spans and metrics.
     """
 
     __slots__ = (
@@ -61,6 +67,7 @@ class SessionCore:
         "_clock",
         "_settings",
         "_store",
+        "events",
         "field_schemas",
         "gateway",
         "model_cls",
@@ -69,6 +76,7 @@ class SessionCore:
         "scope_key",
         "settings",
         "signer",
+        "telemetry",
         "transport",
         "users",
     )
@@ -76,6 +84,8 @@ class SessionCore:
     model_cls: type[SessionModel]
     scope_key: str
     field_schemas: Mapping[str, Schema]
+    events: EventHub
+    telemetry: Telemetry
     scheme_name: str | None
     settings: SessionSettings
     policy: SessionPolicy
@@ -93,11 +103,15 @@ class SessionCore:
         store: SessionStore | None,
         clock: Callable[[], float],
         scheme_name: str | None = None,
+        events: EventHub,
+        telemetry: Telemetry,
     ) -> None:
         self.model_cls = model_cls
         self.scope_key = scope_key
         self.field_schemas = schema_of_model(model_cls)
         self.scheme_name = scheme_name
+        self.events = events
+        self.telemetry = telemetry
         self._settings = settings
         self._store = store
         self._clock = clock
@@ -121,13 +135,19 @@ class SessionCore:
         settings = SessionSettings.load() if given is None else given if isinstance(given, SessionSettings) else given()
         store = self._store if self._store is not None else store_from_url(settings.store_url)
         policy = SessionPolicy(self.model_cls, settings, self._clock)
-        gateway = StoreGateway(store, settings.store_timeout)
+        gateway = StoreGateway(store, settings.store_timeout, self.telemetry)
         signer = CookieSigner(
             settings.secret_key.get_secret_value(),
             [key.get_secret_value() for key in settings.secret_key_fallbacks],
             namespace=settings.session_namespace,
         )
-        users = UserSessions(gateway, policy, limit=settings.max_sessions_per_user, limit_policy=settings.limit_policy)
+        users = UserSessions(
+            gateway,
+            policy,
+            limit=settings.max_sessions_per_user,
+            limit_policy=settings.limit_policy,
+            events=self.events,
+        )
         # Assigned only once everything above succeeded: a failed build leaves the core unbuilt.
         self.settings = settings
         self.policy = policy

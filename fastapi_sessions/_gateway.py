@@ -4,6 +4,7 @@ import asyncio
 from collections.abc import Awaitable, Collection, Mapping, Sequence
 from typing import Any, TypeVar
 
+from fastapi_sessions._telemetry import Telemetry
 from fastapi_sessions.exceptions import StoreUnavailableError
 from fastapi_sessions.stores.base import SessionStore, StoredSession, UpdateResult, unavailable
 
@@ -22,13 +23,15 @@ class StoreGateway:
         store: The store.
         timeout: Seconds each operation may take; ``None`` for no deadline. A store that does no I/O
             (`SessionStore.in_process`) gets none whatever is asked.
+        telemetry: Spans and metrics of each operation; the providers are looked up as the store opens.
     """
 
-    __slots__ = ("_open_lock", "_opened", "store", "timeout")
+    __slots__ = ("_open_lock", "_opened", "store", "telemetry", "timeout")
 
-    def __init__(self, store: SessionStore, timeout: float | None) -> None:
+    def __init__(self, store: SessionStore, timeout: float | None, telemetry: Telemetry | None = None) -> None:
         self.store = store
         self.timeout = None if store.in_process else timeout
+        self.telemetry = telemetry if telemetry is not None else Telemetry()
         self._opened = False
         self._open_lock = asyncio.Lock()
 
@@ -41,6 +44,7 @@ class StoreGateway:
         """Open the store, once (at app startup, or on first use if the app never started)."""
         async with self._open_lock:
             if not self._opened:
+                self.telemetry.resolve()
                 await self.store.open()
                 self._opened = True
 
@@ -51,7 +55,17 @@ class StoreGateway:
                 self._opened = False
                 await self.store.close()
 
-    async def _call(self, operation: str, awaitable: Awaitable[T]) -> T:
+    def _call(self, operation: str, awaitable: Awaitable[T]) -> Awaitable[T]:
+        # A plain function: without telemetry, the caller awaits `_deadline` itself, no extra coroutine.
+        if self.telemetry.active:
+            return self._observed(operation, awaitable)
+        return self._deadline(operation, awaitable)
+
+    async def _observed(self, operation: str, awaitable: Awaitable[T]) -> T:
+        with self.telemetry.store_operation(operation, type(self.store).__name__):
+            return await self._deadline(operation, awaitable)
+
+    async def _deadline(self, operation: str, awaitable: Awaitable[T]) -> T:
         if not self._opened:
             await self.open()
         try:

@@ -1,6 +1,8 @@
 """Client-controlled text made safe for a log line."""
 
-__all__ = ["printable"]
+from typing import Any
+
+__all__ = ["lifecycle", "printable"]
 
 _MAX_LENGTH = 512
 
@@ -31,3 +33,12 @@ def _escape(char: str) -> str:
     if code < 0x10000:
         return f"\\u{code:04x}"
     return f"\\U{code:08x}"
+
+
+def lifecycle(event: str, handle: str | None, user_id: str | None, reason: str | None) -> dict[str, Any]:
+    """The ``extra=`` of a lifecycle log line: fields a structured formatter can read off the record.
+
+    Each is prefixed ``session_`` so none collides with an attribute of `logging.LogRecord`. The
+    handle is the store key (a hash of the session ID, never the ID).
+    """
+    return {"session_event": event, "session_handle": handle, "session_user_id": user_id, "session_reason": reason}

@@ -39,13 +39,18 @@ class SessionMiddleware:
                 await self.app(scope, receive, send)
                 return
             RequestSession.install(scope, self.core)
+            events = self.core.events.begin(scope)
             try:
                 await self.app(scope, receive, send)
             finally:
                 RequestSession.release(scope, self.core)
+                if events is not None:
+                    await self.core.events.finish(events, sent=False)
             return
         core = self.core
         RequestSession.install(scope, core)
+        # The lifecycle events of this request wait for its response to be sent (None: no listener).
+        events = core.events.begin(scope)
         replaced = False
 
         async def send_with_session(message: Message) -> None:
@@ -56,18 +61,27 @@ class SessionMiddleware:
                 request_session = RequestSession.pending(scope, core)
                 if request_session is not None:
                     try:
-                        extra = await request_session.commit() if message["status"] < 500 else []
+                        if message["status"] >= 500:
+                            extra = []
+                        elif core.telemetry.active:
+                            with core.telemetry.commit_span():
+                                extra = await request_session.commit()
+                        else:
+                            extra = await request_session.commit()
                     except StoreUnavailableError as exc:
                         logger.error("session store unavailable while saving the session: %s", str(exc))
+                        core.telemetry.commit("failed")
                         replaced = True
                         await send_error(send, STORE_UNAVAILABLE, retry_after=core.settings.retry_after)
                         return
                     except (SessionConflictError, SessionLimitError) as exc:
+                        core.telemetry.commit("conflict" if isinstance(exc, SessionConflictError) else "failed")
                         replaced = True
                         await send_error(send, CONFLICT, str(exc))
                         return
                     except SessionEncodingError as exc:
                         logger.warning("session not saved: %s", exc)
+                        core.telemetry.commit("failed")
                         replaced = True
                         await send_error(send, UNPROCESSABLE, str(exc))
                         return
@@ -85,10 +99,14 @@ class SessionMiddleware:
                     message = {**message, "headers": headers}
             await send(message)
 
+        sent = False
         try:
             await self.app(scope, receive, send_with_session)
+            sent = True
         finally:
             RequestSession.release(scope, core)
+            if events is not None:
+                await core.events.finish(events, sent=sent)
 
 
 def _has(headers: list[tuple[bytes, bytes]], name: bytes) -> bool:

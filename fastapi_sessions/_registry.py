@@ -8,7 +8,9 @@ from typing import Literal
 from pydantic import ValidationError
 
 from fastapi_sessions._encryption import DecryptionError
+from fastapi_sessions._events import EventHub
 from fastapi_sessions._gateway import StoreGateway
+from fastapi_sessions._logs import lifecycle
 from fastapi_sessions._metadata import AGENT, CREATED, IP, SEEN
 from fastapi_sessions._policy import SessionPolicy
 from fastapi_sessions.exceptions import SessionLimitError
@@ -46,9 +48,10 @@ class UserSessions:
         policy: Decides which records are still live.
         limit: ``max_sessions_per_user``, or ``None`` for no limit.
         limit_policy: What a login at the limit does: evict the oldest session, or be refused.
+        events: Told of each revocation.
     """
 
-    __slots__ = ("gateway", "limit", "limit_policy", "policy")
+    __slots__ = ("events", "gateway", "limit", "limit_policy", "policy")
 
     def __init__(
         self,
@@ -57,7 +60,9 @@ class UserSessions:
         *,
         limit: int | None = None,
         limit_policy: Literal["evict_oldest", "refuse"] = "evict_oldest",
+        events: EventHub,
     ) -> None:
+        self.events = events
         self.gateway = gateway
         self.policy = policy
         self.limit = limit
@@ -105,7 +110,13 @@ class UserSessions:
         One store operation: a regeneration of that session either loses (the session is gone) or
         came first (``False``: the handle is stale, and a new listing shows the session's new one).
         """
-        return await self.gateway.delete_user_session(user_id, handle)
+        revoked = await self.gateway.delete_user_session(user_id, handle)
+        if revoked:
+            logger.info(
+                "session revoked: one session of a user", extra=lifecycle("revoked", handle, user_id, "revoke_session")
+            )
+            self.events.emit("revoked", None, handle, user_id, "revoke_session")
+        return revoked
 
     async def revoke_all(self, user_id: str, *, keep: str | None = None) -> int:
         """Revoke every session of ``user_id`` but ``keep``; how many were live.
@@ -113,7 +124,15 @@ class UserSessions:
         One store operation, atomic with regeneration (`SessionStore.delete_user_sessions`): a
         session that moves to a new key meanwhile is revoked under that key too.
         """
-        return await self.gateway.delete_user_sessions(user_id, keep=keep)
+        count = await self.gateway.delete_user_sessions(user_id, keep=keep)
+        if count:
+            logger.info(
+                "sessions revoked: %d sessions of a user",
+                count,
+                extra=lifecycle("revoked", None, user_id, "revoke_all_sessions"),
+            )
+            self.events.emit("revoked", None, None, user_id, "revoke_all_sessions", count=count)
+        return count
 
     async def make_room(self, user_id: str, *, replacing: str | None) -> None:
         """Before ``user_id`` gets one more session, keep them within the limit.
@@ -135,5 +154,10 @@ class UserSessions:
         if self.limit_policy == "refuse":
             raise SessionLimitError(f"user already has {len(live)} sessions (SESSION_MAX_SESSIONS_PER_USER={limit})")
         for info in live[:excess]:  # oldest first
-            await self.gateway.delete(info.handle, user_id=user_id)
-            logger.info("session revoked: oldest session of a user at SESSION_MAX_SESSIONS_PER_USER=%d", limit)
+            if await self.gateway.delete(info.handle, user_id=user_id):
+                logger.info(
+                    "session revoked: oldest session of a user at SESSION_MAX_SESSIONS_PER_USER=%d",
+                    limit,
+                    extra=lifecycle("revoked", info.handle, user_id, "limit"),
+                )
+                self.events.emit("revoked", None, info.handle, user_id, "limit")

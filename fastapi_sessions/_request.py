@@ -13,7 +13,7 @@ from starlette.types import Scope
 from fastapi_sessions._commit import Action, CommitFacts, CommitPlan, plan_commit
 from fastapi_sessions._core import SessionCore
 from fastapi_sessions._encryption import DecryptionError
-from fastapi_sessions._logs import printable
+from fastapi_sessions._logs import lifecycle, printable
 from fastapi_sessions._merge import MISSING, PLAIN, Patch, Replace, diff
 from fastapi_sessions._metadata import AGENT, CREATED, CSRF, EXPIRY, FLASH, IP, SEEN, is_metadata
 from fastapi_sessions._paths import browser_path, path_matches
@@ -49,9 +49,11 @@ class RequestSession:
 
     __slots__ = (
         "_destroy",
+        "_destroyed",
         "_meta_changes",
         "_outside_path",
         "_regenerate",
+        "_regenerate_reason",
         "_rotate_csrf",
         "_saved_headers",
         "cookie_present",
@@ -88,6 +90,8 @@ class RequestSession:
         self._destroy = False
         self._saved_headers: list[tuple[bytes, bytes]] = []
         self._outside_path = False
+        self._destroyed = False
+        self._regenerate_reason = "regenerate"
 
     @property
     def https(self) -> bool:
@@ -155,7 +159,9 @@ class RequestSession:
             self.cookie_present = False
             _warn_outside_path_once(core, self.scope)
         elif sent.rejection is not None:
-            logger.warning("%s", sent.rejection)
+            reason = "several_cookies" if sent.via == "cookie" else "several_tokens"
+            logger.warning("%s", sent.rejection, extra=lifecycle("rejected", None, None, reason))
+            core.events.emit("rejected", self.scope, None, None, reason)
         elif sent.token is not None:
             model = await self._load_existing(sent.token)
         if model is None:
@@ -170,7 +176,12 @@ class RequestSession:
         unsigned = core.signer.unsign(value)
         if unsigned is None:
             label = core.transport.describe(self.token_via)
-            logger.info("session rejected: %s is malformed or its signature does not verify", label)
+            logger.info(
+                "session rejected: %s is malformed or its signature does not verify",
+                label,
+                extra=lifecycle("rejected", None, None, "bad_signature"),
+            )
+            core.events.emit("rejected", self.scope, None, None, "bad_signature")
             return None
         model = await self._load_key(unsigned.session_id, unsigned.key)
         if model is not None:
@@ -183,20 +194,31 @@ class RequestSession:
         try:
             stored = await core.gateway.load(key)
         except CorruptRecordError as exc:
-            logger.warning("session rejected: %s: %s", core.signer.log_id(session_id), str(exc))
+            extra = lifecycle("rejected", key, None, "undecodable")
+            logger.warning("session rejected: %s: %s", core.signer.log_id(session_id), str(exc), extra=extra)
+            core.events.emit("rejected", self.scope, key, None, "undecodable")
             return None
         if stored is None:
-            logger.info("session rejected: %s is unknown or expired in the store", core.signer.log_id(session_id))
+            logger.info(
+                "session rejected: %s is unknown or expired in the store",
+                core.signer.log_id(session_id),
+                extra=lifecycle("rejected", key, None, "unknown_id"),
+            )
+            core.events.emit("rejected", self.scope, key, None, "unknown_id")
             return None
         data = stored.data
         expired = core.policy.expiry_reason(data)
         if expired:
-            logger.info("session expired: %s (%s timeout)", core.signer.log_id(session_id), expired)
+            extra = lifecycle("expired", key, stored.user_id, expired)
+            logger.info("session expired: %s (%s timeout)", core.signer.log_id(session_id), expired, extra=extra)
+            core.events.emit("expired", self.scope, key, stored.user_id, expired)
             return None
         try:
             data, model = core.policy.decode(data, key)
         except DecryptionError as exc:
-            logger.warning("session rejected: %s: %s", core.signer.log_id(session_id), str(exc))
+            extra = lifecycle("rejected", key, stored.user_id, "undecodable")
+            logger.warning("session rejected: %s: %s", core.signer.log_id(session_id), str(exc), extra=extra)
+            core.events.emit("rejected", self.scope, key, stored.user_id, "undecodable")
             return None
         except ValidationError as exc:
             logger.warning(
@@ -204,8 +226,11 @@ class RequestSession:
                 core.signer.log_id(session_id),
                 core.model_cls.__name__,
                 exc.error_count(),
+                extra=lifecycle("rejected", key, stored.user_id, "invalid_model"),
             )
+            core.events.emit("rejected", self.scope, key, stored.user_id, "invalid_model")
             return None
+        core.telemetry.session("loaded")
         self.session_id = session_id
         self.key = key
         self.stored_data = data
@@ -225,15 +250,17 @@ class RequestSession:
         created: float | None = self.meta.get(CREATED)
         return created
 
-    def regenerate(self, *, rotate_csrf: bool = False) -> None:
+    def regenerate(self, *, rotate_csrf: bool = False, reason: str = "regenerate") -> None:
         # After destroy(), a login (logout then login as another user) starts a new session; the
         # destroyed one stays dead either way.
         self._destroy = False
         self._regenerate = True
+        self._regenerate_reason = reason
         self._rotate_csrf = self._rotate_csrf or rotate_csrf
 
     def destroy(self) -> None:
         self._destroy = True
+        self._destroyed = True
         self._regenerate = False
         self.meta = {}
         self._meta_changes = {}
@@ -402,9 +429,12 @@ class RequestSession:
         self, plan: CommitPlan, current: dict[str, Any], changes: dict[str, Patch], now: float
     ) -> list[tuple[bytes, bytes]]:
         action = plan.action
+        telemetry = self.core.telemetry
         if action is Action.NOTHING:
+            telemetry.commit("unchanged")
             return _NO_HEADERS
         if action is Action.DESTROY:
+            telemetry.commit("written" if self.key is not None else "unchanged")
             return await self._delete(clear_cookie=plan.clear_cookie)
         if action is Action.CREATE:
             return await self._store_new(current, now, created=now)
@@ -414,8 +444,11 @@ class RequestSession:
             return await self._store_new(current, now, created=self.meta.get(CREATED, now))
         if action is Action.UPDATE:
             written = await self._update(current, changes, now)
+            telemetry.commit("written" if written else "dropped")
             if not (written and plan.resign_cookie):
                 return _NO_HEADERS
+        else:
+            telemetry.commit("unchanged")
         # Re-signed with the current key (an update of a stale cookie's session, or REFRESH_COOKIE).
         return [self._cookie_header(self.meta.get(CREATED, now), now, minimum=0)]
 
@@ -423,7 +456,9 @@ class RequestSession:
         core = self.core
         if self.key is not None:
             await core.gateway.delete(self.key, user_id=self.stored_user_id)
-            logger.info("session destroyed: %s", core.signer.log_id(self.session_id or ""))
+            extra = lifecycle("destroyed", self.key, self.stored_user_id, "logout")
+            logger.info("session destroyed: %s", core.signer.log_id(self.session_id or ""), extra=extra)
+            core.events.emit("destroyed", self.scope, self.key, self.stored_user_id, "logout")
             self.key = None
         return [core.transport.clear(self.token_via, https=self.https)] if clear_cookie else _NO_HEADERS
 
@@ -521,9 +556,13 @@ class RequestSession:
         key = core.signer.store_key(session_id)
         ttl = policy.ttl(created, now, policy.lifetime(meta))
         encoded = policy.encode(data, key)
+        reason = self._regenerate_reason if self._regenerate else None
         if self.key is None:
             await core.gateway.create(key, encoded, ttl=ttl, user_id=user_id)
-            logger.info("session created: %s", core.signer.log_id(session_id))
+            logger.info(
+                "session created: %s", core.signer.log_id(session_id), extra=lifecycle("created", key, user_id, reason)
+            )
+            core.events.emit("created", self.scope, key, user_id, reason)
         else:
             replaced = await core.gateway.replace(
                 self.key, key, encoded, ttl=ttl, user_id=user_id, old_user_id=self.stored_user_id
@@ -533,9 +572,21 @@ class RequestSession:
                     "session regeneration dropped: %s was deleted by another request",
                     core.signer.log_id(self.session_id or ""),
                 )
+                core.telemetry.commit("dropped")
                 return _NO_HEADERS
             old_id = core.signer.log_id(self.session_id or "")
-            logger.info("session regenerated: %s -> %s", old_id, core.signer.log_id(session_id))
+            if self._destroyed:
+                # Logged out, then given a new session in the same request (a login as someone else, a
+                # flash message for the next page): to an audit, one session ended and another began.
+                core.events.emit("destroyed", self.scope, self.key, self.stored_user_id, "logout")
+                core.events.emit("created", self.scope, key, user_id, reason)
+                extra = lifecycle("created", key, user_id, reason)
+            else:
+                reason = reason or "privilege_change"
+                core.events.emit("regenerated", self.scope, key, user_id, reason, previous_handle=self.key)
+                extra = lifecycle("regenerated", key, user_id, reason)
+            logger.info("session regenerated: %s -> %s", old_id, core.signer.log_id(session_id), extra=extra)
+        core.telemetry.commit("written")
         self.session_id, self.key, self.stored_user_id = session_id, key, user_id
         return [self._cookie_header(created, now, minimum=1)]
 

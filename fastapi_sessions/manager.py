@@ -4,9 +4,9 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from functools import cached_property
-from typing import Any, Generic, Self, cast
+from typing import TYPE_CHECKING, Any, Generic, Self, TypeVar, cast, overload
 
 from fastapi import FastAPI
 from starlette.requests import HTTPConnection, Request
@@ -14,12 +14,15 @@ from starlette.responses import Response
 from starlette.websockets import WebSocket, WebSocketState
 
 from fastapi_sessions._core import SessionCore, SettingsSource
+from fastapi_sessions._events import EVENT_TYPES, EventHub, Listener
 from fastapi_sessions._logs import printable
 from fastapi_sessions._middleware import SessionMiddleware
 from fastapi_sessions._openapi import document_session_responses
 from fastapi_sessions._registry import SessionInfo
 from fastapi_sessions._request import RequestSession
 from fastapi_sessions._responses import CONFLICT, STORE_UNAVAILABLE, error_response
+from fastapi_sessions._telemetry import Telemetry
+from fastapi_sessions.events import EventKind, SessionEvent
 from fastapi_sessions.exceptions import SessionLimitError, StoreUnavailableError
 from fastapi_sessions.guards import CsrfGuard, SessionGuard, public
 from fastapi_sessions.model import ModelT, SessionModel
@@ -27,9 +30,16 @@ from fastapi_sessions.settings import SessionSettings
 from fastapi_sessions.signing import CookieSigner
 from fastapi_sessions.stores import SessionStore
 
+if TYPE_CHECKING:
+    from opentelemetry.metrics import MeterProvider
+    from opentelemetry.trace import TracerProvider
+
 __all__ = ["SessionManager"]
 
 logger = logging.getLogger("fastapi_sessions")
+
+EventT = TypeVar("EventT", bound=SessionEvent)
+ResultT = TypeVar("ResultT", bound=Awaitable[None] | None)
 
 
 class SessionManager(Generic[ModelT]):
@@ -59,6 +69,10 @@ class SessionManager(Generic[ModelT]):
         scheme_name: The name of the OpenAPI security scheme of its guards. By default
             ``SessionCookie`` for the default cookie name and ``SessionCookie-<cookie name>`` for
             another, so that several managers of one app show distinct schemes.
+        listener_timeout: Seconds each event listener may take with one event (see `on`).
+        tracer_provider: Where OpenTelemetry spans go; the global provider when omitted. Needs the
+            ``otel`` extra; without an SDK nothing is recorded.
+        meter_provider: Where OpenTelemetry metrics go; the global provider when omitted.
 
     Raises:
         TypeError: ``model`` is not a `SessionModel` subclass.
@@ -72,10 +86,15 @@ class SessionManager(Generic[ModelT]):
         store: SessionStore | None = None,
         clock: Callable[[], float] = time.time,
         scheme_name: str | None = None,
+        listener_timeout: float = 5.0,
+        tracer_provider: "TracerProvider | None" = None,
+        meter_provider: "MeterProvider | None" = None,
     ) -> None:
         if not (isinstance(model, type) and issubclass(model, SessionModel)):
             raise TypeError(f"SessionManager needs a SessionModel subclass, got {model!r}")
         self.model_cls = model
+        telemetry = Telemetry(tracer_provider, meter_provider)
+        events = EventHub(lambda: self._core.clock(), telemetry, listener_timeout)
         self._core = SessionCore(
             model,
             scope_key=f"fastapi_sessions.{id(self):x}",
@@ -83,6 +102,8 @@ class SessionManager(Generic[ModelT]):
             store=store,
             clock=clock,
             scheme_name=scheme_name,
+            events=events,
+            telemetry=telemetry,
         )
 
     def configure(self, *, settings: SettingsSource | None = None, store: SessionStore | None = None) -> None:
@@ -246,9 +267,56 @@ class SessionManager(Generic[ModelT]):
         await self._core.gateway.open()
 
     async def close(self) -> None:
-        """Close the store, stopping its cleanup task (done by the app's shutdown); safe if it never opened."""
+        """Close the store (done by the app's shutdown), once the event listeners still running are done.
+
+        Safe if it never opened.
+        """
+        await self._core.events.close()
         if self._core.built:
             await self._core.gateway.close()
+
+    # Lifecycle events.
+
+    @overload
+    def on(self, kind: type[EventT]) -> Callable[[Callable[[EventT], ResultT]], Callable[[EventT], ResultT]]: ...
+    @overload
+    def on(
+        self, kind: EventKind
+    ) -> Callable[[Callable[[SessionEvent], ResultT]], Callable[[SessionEvent], ResultT]]: ...
+    def on(self, kind: type[SessionEvent] | EventKind) -> Callable[[Listener], Listener]:
+        """Decorator: call the function with each event of ``kind``, after the response is sent.
+
+        ``kind`` is an event class (`SessionCreated`, ...; `SessionEvent` for every event) or its
+        name (``"created"``, ...). The function may be sync (it runs in a worker thread) or async.
+        Events of a request run once its response is sent, one after another; events with no
+        request (a script revoking sessions) run as tasks, awaited by `close`. Each call may take
+        ``listener_timeout`` seconds; a listener that raises or overruns is logged on the
+        ``fastapi_sessions`` logger and changes nothing else.
+        """
+
+        event_type = _event_type(kind)
+
+        def register(listener: Listener) -> Listener:
+            self._core.events.add(event_type, listener)
+            return listener
+
+        return register
+
+    @overload
+    def add_listener(self, kind: type[EventT], listener: Callable[[EventT], Awaitable[None] | None]) -> None: ...
+    @overload
+    def add_listener(self, kind: EventKind, listener: Callable[[SessionEvent], Awaitable[None] | None]) -> None: ...
+    def add_listener(self, kind: type[SessionEvent] | EventKind, listener: Listener) -> None:
+        """Call ``listener`` with each event of ``kind``: `on` without the decorator."""
+        self._core.events.add(_event_type(kind), listener)
+
+    def remove_listener(self, kind: type[SessionEvent] | EventKind, listener: Listener) -> None:
+        """Stop calling ``listener`` with events of ``kind``.
+
+        Raises:
+            ValueError: ``listener`` was not registered for ``kind``.
+        """
+        self._core.events.remove(_event_type(kind), listener)
 
     # Per-user session control.
 
@@ -380,3 +448,11 @@ class SessionManager(Generic[ModelT]):
 
 async def _conflict_response(request: Request, exc: Exception) -> Response:
     return error_response(CONFLICT, str(exc))
+
+
+def _event_type(kind: type[SessionEvent] | EventKind) -> type[SessionEvent]:
+    if isinstance(kind, str):
+        if kind not in EVENT_TYPES:
+            raise ValueError(f"unknown event kind {kind!r}; the kinds are {', '.join(EVENT_TYPES)}")
+        return EVENT_TYPES[kind]
+    return kind

@@ -29,8 +29,8 @@ class SessionBinding(Protocol):
     def created(self) -> float | None:
         """When the session was first stored (seconds since the epoch), or ``None``."""
 
-    def regenerate(self, *, rotate_csrf: bool = False) -> None:
-        """Issue a new ID when the response is sent."""
+    def regenerate(self, *, rotate_csrf: bool = False, reason: str = "regenerate") -> None:
+        """Issue a new ID when the response is sent; ``reason`` is told to the listeners (`RegenerationReason`)."""
 
     def destroy(self) -> None:
         """Delete the session when the response is sent."""
@@ -247,14 +247,14 @@ class AuthSession(SessionModel):
         self.roles = set(roles)
         self.pending_factors = set(pending)
         self.authenticated_at = bound.now_datetime()
-        bound.regenerate(rotate_csrf=True)
+        bound.regenerate(rotate_csrf=True, reason="login")
 
     def complete_factor(self, factor: str) -> None:
         """Mark a pending authentication factor as passed; the session gets a new ID."""
         bound = self._bound()
         self.pending_factors = self.pending_factors - {factor}
         self.authenticated_at = bound.now_datetime()
-        bound.regenerate(rotate_csrf=True)
+        bound.regenerate(rotate_csrf=True, reason="factor")
 
     def reauthenticate(self) -> None:
         """Record that the user just proved their identity again (for step-up guards); the session gets a new ID.
@@ -264,7 +264,7 @@ class AuthSession(SessionModel):
         """
         bound = self._bound()
         self.authenticated_at = bound.now_datetime()
-        bound.regenerate()
+        bound.regenerate(reason="step_up")
 
     def logout(self) -> None:
         """Log out: the stored session is deleted and the cookie cleared."""

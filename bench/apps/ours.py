@@ -1,6 +1,12 @@
-"""fastapi_sessions (this project) on the store named by BENCH_STORE: memory, redis or postgres."""
+"""fastapi_sessions (this project) on the store named by BENCH_STORE: memory, redis or postgres.
 
-from typing import Annotated
+Variants for bench/variants.py: BENCH_LISTENER=1 registers a lifecycle listener that does nothing,
+BENCH_OTEL=1 gives the manager OpenTelemetry SDK providers (spans made but not exported, metrics
+aggregated in memory).
+"""
+
+import os
+from typing import Annotated, Any
 
 from common import LIFETIME, POSTGRES_URL, REDIS_URL, SECRET, STORE, payload
 from fastapi import Depends, FastAPI
@@ -35,7 +41,16 @@ settings = SessionSettings(
     max_data_bytes=1024 * 1024,
     store_url="memory://",
 )
-sessions = SessionManager(Counter, settings=settings, store=make_store())
+telemetry: dict[str, Any] = {}
+if os.environ.get("BENCH_OTEL") == "1":
+    from opentelemetry.sdk.metrics import MeterProvider
+    from opentelemetry.sdk.metrics.export import InMemoryMetricReader
+    from opentelemetry.sdk.trace import TracerProvider
+
+    telemetry = {"tracer_provider": TracerProvider(), "meter_provider": MeterProvider([InMemoryMetricReader()])}
+sessions = SessionManager(Counter, settings=settings, store=make_store(), **telemetry)
+if os.environ.get("BENCH_LISTENER") == "1":
+    sessions.add_listener("created", lambda event: None)
 app = FastAPI()
 sessions.install(app)
 Session = Annotated[Counter, Depends(sessions)]
