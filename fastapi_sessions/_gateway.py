@@ -116,3 +116,9 @@ class StoreGateway:
 
     async def user_keys(self, user_id: str) -> list[str]:
         return await self._call("user_keys", self.store.user_keys(user_id))
+
+    async def cleanup(self) -> int:
+        return await self._call("cleanup", self.store.cleanup())
+
+    async def count(self) -> int:
+        return await self._call("count", self.store.count())
