@@ -85,7 +85,7 @@ class UserSessions:
             infos.append(_session_info(key, data))
         if undecryptable:
             logger.warning(
-                "%d of the user's sessions do not decrypt with SESSION_ENCRYPTION_KEYS: shown without user agent and IP",
+                "%d of the user's sessions do not decrypt with SESSION_ENCRYPTION_KEYS: listed without agent or IP",
                 undecryptable,
             )
         infos.sort(key=lambda info: info.created_at)

@@ -4,8 +4,8 @@ import json
 import time
 from typing import TextIO
 
-from fastapi_sessions._logs import printable
 from fastapi_sessions._gateway import StoreGateway
+from fastapi_sessions._logs import printable
 from fastapi_sessions._policy import SessionPolicy
 from fastapi_sessions._registry import UserSessions
 from fastapi_sessions.cli._arguments import FAILURE, OK

@@ -35,7 +35,9 @@ def sessions_table(infos: Sequence[SessionInfo]) -> str:
         for info in infos
     ]
     widths = [max(len(row[column]) for row in rows) for column in range(len(_COLUMNS) - 1)]
-    lines = ["  ".join([*(cell.ljust(width) for cell, width in zip(row, widths, strict=False)), row[-1]]) for row in rows]
+    lines = [
+        "  ".join([*(cell.ljust(width) for cell, width in zip(row, widths, strict=False)), row[-1]]) for row in rows
+    ]
     return "\n".join(line.rstrip() for line in lines) + "\n"
 
 
