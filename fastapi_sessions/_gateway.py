@@ -1,7 +1,7 @@
 """`StoreGateway`: the one way the library reaches its store, under a deadline and with one error type."""
 
 import asyncio
-from collections.abc import Awaitable, Collection, Mapping, Sequence
+from collections.abc import Collection, Coroutine, Mapping, Sequence
 from typing import Any, TypeVar
 
 from fastapi_sessions.exceptions import StoreUnavailableError
@@ -46,9 +46,13 @@ class StoreGateway:
                 self._opened = False
                 await self.store.close()
 
-    async def _call(self, operation: str, awaitable: Awaitable[T]) -> T:
+    async def _call(self, operation: str, awaitable: Coroutine[Any, Any, T]) -> T:
         if not self._opened:
-            await self.open()
+            try:
+                await self.open()
+            except BaseException:
+                awaitable.close()  # it never runs: closed, it is no "never awaited" RuntimeWarning
+                raise
         try:
             if self.timeout is None:
                 return await awaitable

@@ -23,6 +23,7 @@ import pytest
 from fastapi_sessions import AuthSession, MemoryStore, SessionManager, SessionSettings, SessionStore
 from fastapi_sessions.cli import _commands, main
 from fastapi_sessions.settings import MIN_SECRET_LENGTH
+from fastapi_sessions.stores.base import missing_driver
 from tests.support import SECRET, Backend, FakeClock, client, free_port, login_app
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -233,6 +234,34 @@ def test_check_of_a_store_that_is_down_fails_naming_the_variable(url: str, tmp_p
     assert PASSWORD not in result.out + result.err and SECRET not in result.out + result.err
 
 
+def test_store_failures_in_process(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, cli_env: Any
+) -> None:
+    env = {"SESSION_SECRET_KEY": SECRET, "SESSION_STORE_URL": f"sqlite:///{tmp_path / 'no-such-directory' / 's.db'}"}
+    unreachable = run_main(capsys, monkeypatch, env, "check")
+    assert unreachable.status == 1
+    assert "error: the store is unreachable: SQLiteStore: open at SQLite" in unreachable.err
+    assert "unable to open database file" in unreachable.err and "SESSION_STORE_URL=sqlite:///" in unreachable.err
+
+    (tmp_path / "not-a-database.db").write_bytes(b"this is no SQLite file " * 100)
+    env["SESSION_STORE_URL"] = f"sqlite:///{tmp_path / 'not-a-database.db'}"
+    failed = run_main(capsys, monkeypatch, env, "stats")
+    assert failed.status == 1 and failed.err.startswith("fastapi-sessions: error: SQLiteStore: open at SQLite")
+    assert "file is not a database" in failed.err and "unreachable" not in failed.err
+
+    def no_driver(url: str) -> SessionStore:
+        raise missing_driver("redis", "redis")
+
+    monkeypatch.setattr(_commands, "store_from_url", no_driver)
+    missing = run_main(capsys, monkeypatch, env, "check")
+    assert (missing.status, missing.err) == (
+        1,
+        "fastapi-sessions: error: this store needs the 'redis' package: pip install 'fastapi-sessions-typed[redis]'\n",
+    )
+    file = run_main(capsys, monkeypatch, env, "--env-file", "nowhere.env", "check")
+    assert (file.status, file.err) == (2, "fastapi-sessions: error: --env-file nowhere.env: no such file\n")
+
+
 def test_check_without_a_secret_names_the_variable(tmp_path: Path) -> None:
     result = run_process("check", env={}, cwd=tmp_path)
     assert result.status == 1
@@ -279,8 +308,16 @@ def test_memory_store_is_this_process_own(tmp_path: Path) -> None:
     result = run_process("stats", env={"SESSION_SECRET_KEY": SECRET}, cwd=tmp_path)
     assert result.status == 0
     assert result.out.startswith("live sessions: 0 (this process's memory)\nnote: SESSION_STORE_URL is memory://")
-    check = run_process("check", env={"SESSION_SECRET_KEY": SECRET}, cwd=tmp_path)
-    assert check.status == 0 and "note: SESSION_STORE_URL is memory://" in check.out
+
+
+def test_check_of_the_memory_store_says_it_is_per_process(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, cli_env: Any
+) -> None:
+    check = run_main(capsys, monkeypatch, {"SESSION_SECRET_KEY": SECRET}, "check")
+    assert (
+        check.status == 0
+        and "store: reachable (this process's memory)\nnote: SESSION_STORE_URL is memory://" in check.out
+    )
 
 
 def test_mongodb_fake_in_process(
@@ -356,9 +393,17 @@ def test_listing_changes_nothing_and_needs_the_encryption_keys_to_show_devices(
 def test_table_escapes_control_characters_a_client_sent(
     capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, cli_env: Any
 ) -> None:
-    store = MemoryStore()
+    clock = FakeClock(start=time.time())
+    store = MemoryStore(clock=clock)
     monkeypatch.setattr(_commands, "store_from_url", lambda url: store)
-    asyncio.run(store.create("k1", {"_created": time.time(), "_agent": "evil\x1b[2J\nagent"}, ttl=60, user_id="u\x1b"))
+
+    async def make_records() -> None:
+        await store.create("expired", {"_created": clock.now}, ttl=1, user_id="u\x1b")
+        clock.advance(2)  # past the store's expiry
+        await store.create("too-old", {"_created": 0.0}, ttl=60, user_id="u\x1b")  # past the absolute lifetime
+        await store.create("k1", {"_created": time.time(), "_agent": "evil\x1b[2J\nagent"}, ttl=60, user_id="u\x1b")
+
+    asyncio.run(make_records())
     result = run_main(capsys, monkeypatch, {"SESSION_SECRET_KEY": SECRET}, "sessions", "u\x1b")
     assert result.status == 0
     assert "\x1b" not in result.out and "evil\\x1b[2J\\x0aagent" in result.out
