@@ -7,11 +7,13 @@ URLs of ``tests/backends/``. The MongoDB fake lives in one process, so it runs t
 """
 
 import asyncio
+import importlib
 import json
 import os
 import subprocess
 import sys
 import time
+import tomllib
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -414,6 +416,20 @@ def test_table_escapes_control_characters_a_client_sent(
 
 
 # The command line itself.
+
+
+def test_the_console_script_is_main() -> None:
+    scripts = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))["project"]["scripts"]
+    module, _, name = scripts["fastapi-sessions"].partition(":")
+    assert getattr(importlib.import_module(module), name) is main
+
+
+def test_python_m_runs_main(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    monkeypatch.setattr(sys, "argv", ["fastapi-sessions", "generate-secret"])
+    monkeypatch.delitem(sys.modules, "fastapi_sessions.__main__", raising=False)
+    with pytest.raises(SystemExit) as exited:
+        importlib.import_module("fastapi_sessions.__main__")  # what python -m fastapi_sessions runs
+    assert exited.value.code == 0 and len(capsys.readouterr().out.strip()) >= MIN_SECRET_LENGTH
 
 
 def test_help_names_every_command_and_the_exit_statuses(tmp_path: Path) -> None:
