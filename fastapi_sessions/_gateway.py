@@ -1,7 +1,7 @@
 """`StoreGateway`: the one way the library reaches its store, under a deadline and with one error type."""
 
 import asyncio
-from collections.abc import Awaitable, Collection, Mapping, Sequence
+from collections.abc import Collection, Coroutine, Mapping, Sequence
 from typing import Any, TypeVar
 
 from fastapi_sessions._telemetry import Telemetry
@@ -55,19 +55,23 @@ class StoreGateway:
                 self._opened = False
                 await self.store.close()
 
-    def _call(self, operation: str, awaitable: Awaitable[T]) -> Awaitable[T]:
+    def _call(self, operation: str, awaitable: Coroutine[Any, Any, T]) -> Coroutine[Any, Any, T]:
         # A plain function: without telemetry, the caller awaits `_deadline` itself, no extra coroutine.
         if self.telemetry.active:
             return self._observed(operation, awaitable)
         return self._deadline(operation, awaitable)
 
-    async def _observed(self, operation: str, awaitable: Awaitable[T]) -> T:
+    async def _observed(self, operation: str, awaitable: Coroutine[Any, Any, T]) -> T:
         with self.telemetry.store_operation(operation, type(self.store).__name__):
             return await self._deadline(operation, awaitable)
 
-    async def _deadline(self, operation: str, awaitable: Awaitable[T]) -> T:
+    async def _deadline(self, operation: str, awaitable: Coroutine[Any, Any, T]) -> T:
         if not self._opened:
-            await self.open()
+            try:
+                await self.open()
+            except BaseException:
+                awaitable.close()  # it never runs: closed, it is no "never awaited" RuntimeWarning
+                raise
         try:
             if self.timeout is None:
                 return await awaitable
@@ -135,3 +139,9 @@ class StoreGateway:
 
     async def user_keys(self, user_id: str) -> list[str]:
         return await self._call("user_keys", self.store.user_keys(user_id))
+
+    async def cleanup(self) -> int:
+        return await self._call("cleanup", self.store.cleanup())
+
+    async def count(self) -> int:
+        return await self._call("count", self.store.count())

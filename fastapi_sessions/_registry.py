@@ -3,7 +3,7 @@
 import logging
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import ValidationError
 
@@ -11,7 +11,7 @@ from fastapi_sessions._encryption import DecryptionError
 from fastapi_sessions._events import EventHub
 from fastapi_sessions._gateway import StoreGateway
 from fastapi_sessions._logs import lifecycle
-from fastapi_sessions._metadata import AGENT, CREATED, IP, SEEN
+from fastapi_sessions._metadata import AGENT, CREATED, IP, PLAIN, SEEN
 from fastapi_sessions._policy import SessionPolicy
 from fastapi_sessions.exceptions import SessionLimitError
 
@@ -67,6 +67,34 @@ class UserSessions:
         self.policy = policy
         self.limit = limit
         self.limit_policy = limit_policy
+
+    async def inspect(self, user_id: str) -> list[SessionInfo]:
+        """The live sessions of ``user_id`` as the store holds them, oldest first, changing nothing.
+
+        For tools that have no session model (the command line): unlike `list`, records are not
+        validated against the model, and none is removed. A session that does not decrypt with
+        ``encryption_keys`` is listed without its user agent and IP, and a log line says how many.
+        """
+        keys = await self.gateway.user_keys(user_id)
+        records = await self.gateway.load_many(keys) if keys else []
+        infos = []
+        undecryptable = 0
+        for key, record in zip(keys, records, strict=True):
+            if record is None or record.user_id != user_id or self.policy.expiry_reason(record.data):
+                continue
+            try:
+                data = self.policy.decrypt(record.data, key)
+            except DecryptionError:
+                undecryptable += 1
+                data = {name: value for name, value in record.data.items() if name in PLAIN}
+            infos.append(_session_info(key, data))
+        if undecryptable:
+            logger.warning(
+                "%d of the user's sessions do not decrypt with SESSION_ENCRYPTION_KEYS: listed without agent or IP",
+                undecryptable,
+            )
+        infos.sort(key=lambda info: info.created_at)
+        return infos
 
     async def list(self, user_id: str) -> list[SessionInfo]:
         """The live sessions of ``user_id``, oldest first."""
@@ -161,3 +189,15 @@ class UserSessions:
                     extra=lifecycle("revoked", info.handle, user_id, "limit"),
                 )
                 self.events.emit("revoked", None, info.handle, user_id, "limit")
+
+
+def _session_info(key: str, data: dict[str, Any]) -> SessionInfo:
+    """What a "your devices" page shows of the live session ``key``, from its record in clear (as `list` builds it)."""
+    created = float(data[CREATED])
+    return SessionInfo(
+        handle=key,
+        created_at=datetime.fromtimestamp(created, UTC),
+        last_seen=datetime.fromtimestamp(float(data.get(SEEN, created)), UTC),
+        user_agent=data.get(AGENT),
+        ip=data.get(IP),
+    )

@@ -11,6 +11,7 @@ import uuid
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 import pytest
 import redis
@@ -238,6 +239,56 @@ async def test_user_index_keys_are_hashes_of_hostile_ids(store: RedisStore, shar
     assert all(re.fullmatch(pattern, key) for key in keys)
 
 
+# Counting.
+
+
+@pytest.mark.anyio
+async def test_count_scans_every_page_and_reads_the_prefix_literally(
+    backend_redis: Backend, shared: redis.Redis
+) -> None:
+    base = backend_redis.extra["prefix"]  # the fixture deletes every key beginning with it
+    prefix = base + "a*?[x]\\:"
+    # Keys a pattern would match if the prefix's glob characters were read as such.
+    neighbour = base + "abcdx:"
+    with shared.pipeline(transaction=False) as pipe:
+        for n in range(2500):
+            pipe.hset(f"{prefix}{{k{n}}}", ":v", 1)
+            pipe.pexpire(f"{prefix}{{k{n}}}", 60_000)
+        for n in range(20):
+            pipe.hset(f"{neighbour}{{k{n}}}", ":v", 1)
+        pipe.sadd(f"{prefix}user:someone", "k1")  # a user's index is no session
+        pipe.execute()
+    url = f"redis://{HOST}:{SHARED_PORT}/0?prefix={quote(prefix, safe='')}"
+    async with RedisStore.from_url(url) as store:
+        assert store.session_key("k1") == f"{prefix}{{k1}}"
+        assert await store.count() == 2500
+
+
+@pytest.mark.anyio
+async def test_count_of_a_cluster_asks_every_primary(redis_cluster_nodes: list[RedisServer]) -> None:
+    prefix = f"fastapi_sessions_test:{uuid.uuid4().hex}:"
+    url = f"redis+cluster://{HOST}:{redis_cluster_nodes[0].port}?prefix={quote(prefix, safe='')}"
+    async with RedisStore.from_url(url) as store:
+        keys = [f"k{n}" for n in range(300)]  # spread over every node's slots
+        try:
+            for key in keys:
+                await store.create(key, {"n": 1}, ttl=TTL, user_id=None)
+            assert await store.count() == 300
+        finally:
+            await store.client.delete(*(store.session_key(key) for key in keys))
+
+
+@pytest.mark.anyio
+async def test_count_needs_a_cluster_client_that_lists_its_primaries() -> None:
+    client = Redis(host=HOST, port=SHARED_PORT)  # no get_primaries(): it cannot be told to scan each node
+    store = RedisStore(client, cluster=True)
+    try:
+        with pytest.raises(NotImplementedError, match=r"does not list its primaries \(get_primaries\(\)"):
+            await store.count()
+    finally:
+        await client.aclose()
+
+
 # Least privilege.
 
 DOCS_PAGE = Path(__file__).resolve().parent.parent / "docs" / "stores" / "redis.md"
@@ -263,6 +314,7 @@ async def exercise(store: RedisStore) -> None:
     await store.create("k4", {"a": 1}, ttl=TTL, user_id="u1")
     assert await store.delete_user_session("u1", "k3")
     assert await store.delete_user_sessions("u1", keep="k5") == 1
+    assert await store.count() == 0
 
 
 @pytest.mark.anyio

@@ -166,6 +166,22 @@ async def test_load_many_keeps_order(store: SessionStore) -> None:
     assert [item.data["n"] if isinstance(item, StoredSession) else None for item in loaded] == [3, None, 1]
 
 
+async def test_count_counts_live_sessions_with_a_user_or_without(store: SessionStore) -> None:
+    assert await store.count() == 0
+    for key in ("a1", "a2"):
+        await store.create(key, {"n": 1}, ttl=TTL, user_id="alice")
+    await store.create("anon", {"n": 2}, ttl=TTL, user_id=None)
+    assert await store.count() == 3
+    assert await store.update("anon", {"n": 3}, ttl=TTL) is UpdateResult.UPDATED
+    assert await store.replace("a1", "a1-new", {"n": 1}, ttl=TTL, user_id="alice", old_user_id="alice")
+    assert await store.count() == 3
+    assert await store.delete("anon")
+    assert await store.count() == 2
+    # What a store keeps besides sessions (a user's index, a revocation counter) is not counted.
+    assert await store.delete_user_sessions("alice") == 2
+    assert await store.count() == 0
+
+
 async def test_nul_characters_round_trip(store: SessionStore) -> None:
     data = {"text": "x\x00y", "esc": "\ue000 \ue0000 \ue0001", "nested": {"k": ["\x00", "\ue000"]}, "n": 1}
     await store.create("k", data, ttl=TTL, user_id="user\x00one")

@@ -59,7 +59,8 @@ class SessionStore(abc.ABC):
     `replace`, `load_many`, `delete_user_sessions`, `delete_user_session` and `cleanup` have
     defaults that a store overrides where it can do better (one transaction, one round trip). The
     defaults of the two per-user deletions are not atomic: a store whose operations wait on I/O
-    overrides them (see their docstrings).
+    overrides them (see their docstrings). `count`, which only the command-line tool calls, raises
+    `NotImplementedError` unless the store overrides it.
 
     Every store reports failures the same way: it lists its driver's exceptions that mean "the
     server is unreachable, too slow, read-only or full" in `unavailable_errors` (and those that mean
@@ -217,6 +218,20 @@ class SessionStore(abc.ABC):
     async def cleanup(self) -> int:
         """Delete expired records now, returning how many. Stores whose server expires records itself return 0."""
         return 0
+
+    async def count(self) -> int:
+        """How many live sessions the store holds, with a user or without: for ``fastapi-sessions stats``.
+
+        Live means not past its expiry by the store's clock, as for `load`. Nothing calls this on a
+        request: a store may take time in proportion to its size, and each built-in store says what
+        its count costs. A store that cannot count keeps this default.
+
+        Raises:
+            NotImplementedError: the store does not implement counting.
+        """
+        raise NotImplementedError(
+            f"{type(self).__name__} cannot count its sessions: it does not implement SessionStore.count()"
+        )
 
     _cleanup_task: "asyncio.Task[None] | None" = None
 

@@ -179,6 +179,14 @@ class MemoryStore(SessionStore):
     async def cleanup(self) -> int:
         return self.sweep()
 
+    async def count(self) -> int:
+        """The live sessions of this process: one pass over every entry, expired ones included, removing none.
+
+        Another process (another worker, or the command-line tool) has a store of its own and counts its own.
+        """
+        now = self._clock()
+        return sum(1 for entry in self._entries.values() if entry.expires_at > now)
+
     def sweep(self) -> int:
         """Remove every expired entry now; how many."""
         now = self._clock()

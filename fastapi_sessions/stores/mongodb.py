@@ -410,6 +410,16 @@ class MongoStore(SessionStore):
         with self.translating("user_keys"):
             return [document["_id"] async for document in collection.find(query, {"_id": 1})]
 
+    async def count(self) -> int:
+        """The sessions not past their expiry: one ``count_documents`` over the TTL index on ``exp``.
+
+        It reads an index entry per live session. The documents counting a user's revocations have no
+        expiry and are not counted.
+        """
+        collection = await self._ready("count")
+        with self.translating("count"):
+            return int(await collection.count_documents({"exp": {"$gt": self._now()}}))
+
     async def cleanup(self) -> int:
         """Delete expired documents now. MongoDB's TTL monitor does the same about once a minute."""
         collection = await self._ready("cleanup")

@@ -139,6 +139,7 @@ class SQLiteStore(SessionStore):
         self._sql_delete_live = f"DELETE FROM {quoted} WHERE key = ? AND expires_at > ?"
         self._sql_delete = f"DELETE FROM {quoted} WHERE key = ?"
         self._sql_user_keys = f"SELECT key FROM {quoted} WHERE user_id = ? AND expires_at > ?"
+        self._sql_count = f"SELECT count(*) FROM {quoted} WHERE expires_at > ?"
         self._sql_delete_user = f"DELETE FROM {quoted} WHERE user_id = ? AND key IS NOT ? AND expires_at > ?"
         self._sql_delete_user_leftovers = f"DELETE FROM {quoted} WHERE user_id = ? AND key IS NOT ?"
         self._sql_delete_owned_live = f"DELETE FROM {quoted} WHERE key = ? AND user_id = ? AND expires_at > ?"
@@ -385,6 +386,17 @@ class SQLiteStore(SessionStore):
 
     def _user_keys(self, user_id: str, now: float) -> list[str]:
         return [row[0] for row in self._db().execute(self._sql_user_keys, (user_id, now))]
+
+    async def count(self) -> int:
+        """The rows not past their expiry: one ``count(*)`` over the ``expires_at`` index, taking no write lock.
+
+        It reads one index entry per live session, on the store's thread: the store's other operations
+        in this process wait behind it, other processes' do not.
+        """
+        return await self._run("count", self._count, self._clock())
+
+    def _count(self, now: float) -> int:
+        return int(self._db().execute(self._sql_count, (now,)).fetchone()[0])
 
     async def cleanup(self) -> int:
         """Delete expired rows, and rows no release can read, ``cleanup_batch`` per transaction; return how many.

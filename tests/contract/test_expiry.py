@@ -55,3 +55,11 @@ async def test_cleanup_returns_a_count(store: SessionStore, aged: Backend) -> No
     await aged.age(store, "k1", TTL + 1)
     assert await store.cleanup() >= 0
     assert await store.load("k1") is None
+
+
+async def test_count_leaves_out_expired_sessions(store: SessionStore, aged: Backend) -> None:
+    assert aged.age is not None
+    await store.create("old", {"a": 1}, ttl=TTL, user_id="u1")
+    await store.create("new", {"a": 1}, ttl=TTL, user_id="u1")
+    await aged.age(store, "old", TTL + 1)
+    assert await store.count() == 1

@@ -122,3 +122,7 @@ class CountingStore(SessionStore):
     async def cleanup(self) -> int:
         self._called("cleanup")
         return await self.inner.cleanup()
+
+    async def count(self) -> int:
+        self._called("count")
+        return await self.inner.count()

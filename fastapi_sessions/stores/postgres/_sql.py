@@ -84,6 +84,7 @@ class Statements:
         self.delete_user = f"DELETE FROM {quoted} WHERE user_id = $1 AND key IS DISTINCT FROM $2 RETURNING {_LIVE}"
         self.delete_owned = f"DELETE FROM {quoted} WHERE key = $1 AND user_id = $2 RETURNING {_LIVE}"
         self.user_keys = f"SELECT key FROM {quoted} WHERE user_id = $1 AND {_LIVE}"
+        self.count = f"SELECT count(*) FROM {quoted} WHERE {_LIVE}"
         self.cleanup = (
             f"DELETE FROM {quoted} WHERE key IN "
             f"(SELECT key FROM {quoted} WHERE expires_at < now() LIMIT $1 FOR UPDATE SKIP LOCKED)"

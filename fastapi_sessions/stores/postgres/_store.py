@@ -333,6 +333,17 @@ class PostgresStore(SessionStore):
             rows = await pool.fetch(self._sql.user_keys, escape_text(user_id))
         return [row[0] for row in rows]
 
+    async def count(self) -> int:
+        """The rows not past their expiry by the database's clock: one ``count(*)``.
+
+        PostgreSQL counts by visiting every live row (or its entry in the ``expires_at`` index), so the
+        time grows with the number of sessions; it holds one connection of the pool and takes no lock
+        that blocks writers. For a very large table raise ``command_timeout`` and ``SESSION_STORE_TIMEOUT``.
+        """
+        pool = await self._ready_pool()
+        with self.translating("count"):
+            return int(await pool.fetchval(self._sql.count))
+
     async def cleanup(self) -> int:
         """Delete expired rows, and rows no release can read, in batches of ``cleanup_batch``; return how many.
 

@@ -440,6 +440,45 @@ class RedisStore(SessionStore):
         with self.translating("user_keys"):
             return await self._members(self.user_index_key(user_id))
 
+    async def count(self) -> int:
+        """The sessions under the store's prefix, found with ``SCAN``: this walks the whole database.
+
+        Redis keeps no count of the keys matching a prefix, and a counter kept by the store's writes
+        would drift, since Redis expires keys without telling anyone. So the store runs ``SCAN`` with
+        ``MATCH`` over every key of the database (the application's other keys too), about one round
+        trip per 1,000 keys, on every primary of a Cluster. ``SCAN`` never blocks Redis as ``KEYS``
+        does and skips expired keys; it may return a key twice, so the names are collected in a set
+        held in this process. Meant for an operator's occasional count: for a database of millions of
+        keys, raise ``SESSION_STORE_TIMEOUT`` for the command.
+
+        Raises:
+            NotImplementedError: a Cluster client that cannot list its primary nodes.
+        """
+        pattern = _glob_escape(self.prefix) + "{*}"
+        with self.translating("count"):
+            if not self.cluster:
+                return len(await self._scan(pattern))
+            get_primaries = getattr(self.client, "get_primaries", None)
+            if get_primaries is None:
+                raise NotImplementedError(
+                    f"RedisStore cannot count the sessions of a Cluster through a {type(self.client).__name__}: "
+                    "it does not list its primaries (get_primaries(), as redis-py's RedisCluster does)"
+                )
+            found: set[Any] = set()
+            for node in get_primaries():
+                found |= await self._scan(pattern, target_nodes=node)
+        return len(found)
+
+    async def _scan(self, pattern: str, **options: Any) -> set[Any]:
+        found: set[Any] = set()
+        cursor = 0
+        while True:
+            reply = await self.client.execute_command("SCAN", cursor, "MATCH", pattern, "COUNT", 1000, **options)
+            cursor, names = _scan_reply(reply)
+            found.update(names)
+            if cursor == 0:
+                return found
+
     async def _members(self, index: str) -> list[str]:
         members = await self.client.smembers(index)
         return [member.decode() if isinstance(member, bytes) else member for member in members]
@@ -484,6 +523,19 @@ def _encode(data: Mapping[str, Any]) -> list[str]:
         args.append(_field_name(name))
         args.append(_json_encode(value))
     return args
+
+
+def _glob_escape(text: str) -> str:
+    """``text`` matched literally by a ``SCAN MATCH`` pattern."""
+    return "".join("\\" + char if char in "*?[]\\" else char for char in text)
+
+
+def _scan_reply(reply: Any) -> tuple[int, list[Any]]:
+    """The cursor and key names of a ``SCAN`` reply, as the built-in client, redis-py or its Cluster client give it."""
+    cursor, names = reply
+    if isinstance(cursor, dict):  # redis-py's Cluster client: the cursor of each node asked
+        (cursor,) = cursor.values()
+    return int(cursor), list(names)
 
 
 def _wrong_type(exc: BaseException) -> bool:
