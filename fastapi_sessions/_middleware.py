@@ -76,6 +76,7 @@ class SessionMiddleware:
                     headers = list(message.get("headers", ()))
                     _add_vary_cookie(headers)
                     if extra:
+                        core.cookie_writer.check_transport(scope)
                         headers = [(k, v) for k, v in headers if k.lower() != b"cache-control"]
                         headers.append((b"cache-control", b"no-store"))
                         headers.extend(extra)
