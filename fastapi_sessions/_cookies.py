@@ -105,8 +105,8 @@ class CookieWriter:
             return
         self._warn_on_plain_http = False
         logger.warning(
-            "the Secure cookie %s was sent over plain http to %s, where a browser drops it: every request stays "
-            "anonymous (a login answers 303, the next page 401). Behind a TLS proxy, have the proxy send "
+            "the Secure cookie %s was sent over plain http to %s, where a browser drops it: its user stays "
+            "anonymous, and a login does not stick. Behind a TLS proxy, have the proxy send "
             "X-Forwarded-Proto and run uvicorn with --proxy-headers --forwarded-allow-ips=<the proxy's address> "
             "(gunicorn: --forwarded-allow-ips); serving http on purpose, set SESSION_HTTPS_ONLY=false. "
             "Logged once per process.",

@@ -240,7 +240,13 @@ class CsrfGuard(_CookieScheme[ModelT]):
             or expected is None
             or not secrets.compare_digest(sent.encode("utf-8", "surrogateescape"), expected.encode("utf-8"))
         ):
-            problem = "no token was sent" if not sent else "the session has no token" if expected is None else "wrong"
+            if not sent:
+                problem = "no token was sent"
+            elif expected is None and not request_session.cookie_present:
+                # A form from a session whose cookie the browser did not keep (a Secure cookie over http).
+                problem = "the session has no token, and the request carried no session cookie"
+            else:
+                problem = "the session has no token" if expected is None else "wrong"
             self._log(connection, "%s (header %s or form field %s)", problem, self.header_name, self.form_field)
             raise _deny(connection, HTTP_403_FORBIDDEN, "CSRF check failed: missing or wrong token")
         return session

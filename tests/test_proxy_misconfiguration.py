@@ -143,3 +143,26 @@ def test_a_host_that_lost_its_port_on_the_way_says_so(caplog: pytest.LogCaptureF
 def test_another_origin_gets_no_proxy_hint(origin: str, caplog: pytest.LogCaptureFixture) -> None:
     line = csrf_refusal("https://app.example:8443", origin, caplog)
     assert line.endswith("nor a trusted origin"), line
+
+
+def test_a_form_whose_cookie_the_browser_dropped_says_no_cookie_came(caplog: pytest.LogCaptureFixture) -> None:
+    sessions = make_manager(AuthSession, MemoryStore())
+    app = FastAPI()
+    sessions.install(app)
+
+    @app.get("/form")
+    async def form(session: Annotated[AuthSession, Depends(sessions)]) -> dict[str, str]:
+        return {"token": session.csrf_token}
+
+    @app.post("/login", dependencies=[Depends(sessions.require_csrf)])
+    async def login() -> dict[str, bool]:
+        return {"ok": True}
+
+    with TestClient(app, base_url="http://app.example") as browser:
+        token = browser.get("/form").json()["token"]
+        browser.cookies.clear()  # as a browser on a plain-http page, which keeps no Secure cookie
+        with caplog.at_level(logging.WARNING, logger="fastapi_sessions"):
+            assert browser.post("/login", data={"csrf_token": token}).status_code == 403
+    assert "CSRF check failed on POST /login: the session has no token, and the request carried no session cookie" in [
+        record.getMessage().partition(" (header")[0] for record in caplog.records
+    ]
