@@ -14,7 +14,8 @@ from fastapi import Depends, FastAPI
 from fastapi.testclient import TestClient
 
 from fastapi_sessions import AuthSession, MemoryStore
-from tests.support import login_app, make_manager
+from fastapi_sessions._cookies import CookieWriter
+from tests.support import login_app, make_manager, settings
 
 PLAIN_HTTP = "was sent over plain http to"
 
@@ -86,6 +87,19 @@ def test_no_warning_when_the_cookie_is_not_secure(logged: pytest.LogCaptureFixtu
     assert plain_http_warnings(logged) == []
 
 
+def test_no_warning_without_a_host_to_judge(logged: pytest.LogCaptureFixture) -> None:
+    """An HTTP/1.0 request may come without ``Host``: nothing says where the cookie went."""
+    writer = CookieWriter(settings())
+    writer.check_transport({"type": "http", "scheme": "http", "headers": []})
+    assert plain_http_warnings(logged) == []
+    writer.check_transport(
+        {"type": "http", "scheme": "http", "headers": [(b"accept", b"*/*"), (b"host", b"Example.COM.:80")]}
+    )
+    assert plain_http_warnings(logged)[0].startswith(
+        "the Secure cookie __Host-session was sent over plain http to example.com.,"
+    )
+
+
 def test_no_warning_on_a_response_without_a_cookie(app: FastAPI, logged: pytest.LogCaptureFixture) -> None:
     with TestClient(app, base_url="http://example.com") as browser:
         assert browser.get("/me").status_code == 401
@@ -138,7 +152,7 @@ def test_a_host_that_lost_its_port_on_the_way_says_so(caplog: pytest.LogCaptureF
 
 
 @pytest.mark.parametrize(
-    "origin", ["https://evil.example", "https://app.example:9443", "http://app.example", "https://[oops"]
+    "origin", ["https://evil.example", "https://app.example:9443", "http://app.example", "https://[oops", "null"]
 )
 def test_another_origin_gets_no_proxy_hint(origin: str, caplog: pytest.LogCaptureFixture) -> None:
     line = csrf_refusal("https://app.example:8443", origin, caplog)
