@@ -1,11 +1,16 @@
 """Reading the session cookie from a request and writing the Set-Cookie header."""
 
-from collections.abc import Iterable
+import ipaddress
+import logging
+from collections.abc import Iterable, Mapping
 from email.utils import formatdate
+from typing import Any
 
 from fastapi_sessions.settings import SessionSettings
 
 __all__ = ["CookieReader", "CookieWriter"]
+
+logger = logging.getLogger("fastapi_sessions")
 
 # Browsers cap a cookie header at about 4 KB a cookie; a request carrying far more is hostile or
 # broken, and is not parsed at all.
@@ -68,6 +73,7 @@ class CookieWriter:
             # CHIPS; on the clearing header too, or the browser would not match the partitioned cookie.
             attributes.append("Partitioned")
         self._name = settings.session_cookie_name if name is None else name
+        self._warn_on_plain_http = settings.https_only is True if secure is None else secure
         self._persistent = settings.persistent
         self._attributes = "; ".join(attributes)
         self._clear = f"{self._name}=; Max-Age=0; Expires={formatdate(0, usegmt=True)}; {self._attributes}".encode(
@@ -90,3 +96,51 @@ class CookieWriter:
     def clear(self) -> bytes:
         """The header value expiring the cookie, with the same name, path and domain it was set with."""
         return self._clear
+
+    def check_transport(self, scope: Mapping[str, Any]) -> None:
+        """Log, once, that the ``Secure`` cookie goes out on a plain-http request to a host other than this machine.
+
+        A browser on such a page drops the cookie, so its user is anonymous on every request. The
+        usual cause is a TLS proxy whose ``X-Forwarded-Proto`` the server ignores. ``localhost`` and
+        loopback addresses are left alone: browsers keep ``Secure`` cookies there over http.
+
+        Args:
+            scope: The ASGI scope of the request whose response sets or clears the cookie.
+        """
+        if not self._warn_on_plain_http or scope.get("scheme") != "http":
+            return
+        host = _host(scope.get("headers", ()))
+        if host is None or _is_loopback(host):
+            return
+        self._warn_on_plain_http = False
+        logger.warning(
+            "the Secure cookie %s was sent over plain http to %s, where a browser drops it: its user stays "
+            "anonymous, and a login does not stick. Behind a TLS proxy, have the proxy send "
+            "X-Forwarded-Proto and run uvicorn with --proxy-headers --forwarded-allow-ips=<the proxy's address> "
+            "(gunicorn: --forwarded-allow-ips); serving http on purpose, set SESSION_HTTPS_ONLY=false. "
+            "Logged once per process.",
+            self._name,
+            host,
+        )
+
+
+def _host(headers: Iterable[tuple[bytes, bytes]]) -> str | None:
+    """The host name of the request's ``Host`` header, without its port; ``None`` without one."""
+    for name, value in headers:
+        if name == b"host":
+            host = value.decode("latin-1").strip().lower()
+            if host.startswith("["):
+                return host[1:].partition("]")[0]
+            return host.rpartition(":")[0] if ":" in host else host
+    return None
+
+
+def _is_loopback(host: str) -> bool:
+    """Whether a browser counts ``host`` as this machine (a secure context even over http)."""
+    host = host.rstrip(".")
+    if host == "localhost" or host.endswith(".localhost"):
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False

@@ -90,6 +90,7 @@ class SessionMiddleware:
                     headers = list(message.get("headers", ()))
                     _add_vary(headers, core.transport.vary)
                     if extra:
+                        core.transport.check_transport(scope, request_session.token_via)
                         headers = [(k, v) for k, v in headers if k.lower() != b"cache-control"]
                         headers.append((b"cache-control", b"no-store"))
                         headers.extend(extra)

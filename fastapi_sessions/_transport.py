@@ -6,8 +6,8 @@ same response header, and an empty value when the session ends. The token is the
 the same signature, the same format check, the same store.
 """
 
-from collections.abc import Sequence
-from typing import Literal, NamedTuple
+from collections.abc import Mapping, Sequence
+from typing import Any, Literal, NamedTuple
 
 from fastapi_sessions._cookies import CookieReader, CookieWriter
 from fastapi_sessions.settings import SessionSettings
@@ -118,6 +118,12 @@ class SessionTransport:
             return self._header_key, value.encode("latin-1")
         writer = self._cookie_writer if https else self._plain_cookie_writer
         return b"set-cookie", writer.set(value, max_age, persistent=persistent)
+
+    def check_transport(self, scope: Mapping[str, Any], via: Via) -> None:
+        """Log, once, a ``Secure`` cookie answering plain http to another host (`CookieWriter.check_transport`)."""
+        if via == "cookie":
+            https = scope.get("scheme") in ("https", "wss")
+            (self._cookie_writer if https else self._plain_cookie_writer).check_transport(scope)
 
     def clear(self, via: Via, *, https: bool = True) -> tuple[bytes, bytes]:
         """The response header ending the client's session: an expired cookie, or an empty header."""

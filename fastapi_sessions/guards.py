@@ -276,8 +276,14 @@ class CsrfGuard(_CookieScheme[ModelT]):
             else:
                 origin = f"{parts.scheme}://{parts.netloc}"
         if origin is not None and not self._trusted(connection, origin.rstrip("/")):
-            own = printable(_own_origin(connection))
-            self._log(connection, "Origin %s is neither %s nor a trusted origin", printable(origin), own)
+            own = _own_origin(connection)
+            self._log(
+                connection,
+                "Origin %s is neither %s nor a trusted origin%s",
+                printable(origin),
+                printable(own),
+                _proxy_hint(origin.rstrip("/"), own),
+            )
             raise _deny(connection, HTTP_403_FORBIDDEN, "CSRF check failed: cross-origin request")
         if websocket:
             if origin is None:
@@ -295,7 +301,13 @@ class CsrfGuard(_CookieScheme[ModelT]):
             or expected is None
             or not secrets.compare_digest(sent.encode("utf-8", "surrogateescape"), expected.encode("utf-8"))
         ):
-            problem = "no token was sent" if not sent else "the session has no token" if expected is None else "wrong"
+            if not sent:
+                problem = "no token was sent"
+            elif expected is None and not request_session.cookie_present:
+                # A form from a session whose cookie the browser did not keep (a Secure cookie over http).
+                problem = "the session has no token, and the request carried no session cookie"
+            else:
+                problem = "the session has no token" if expected is None else "wrong"
             self._log(connection, "%s (header %s or form field %s)", problem, self.header_name, self.form_field)
             raise _deny(connection, HTTP_403_FORBIDDEN, "CSRF check failed: missing or wrong token")
         return session
@@ -335,6 +347,28 @@ class CsrfGuard(_CookieScheme[ModelT]):
 
 def _text(value: object) -> str | None:
     return value if isinstance(value, str) else None
+
+
+def _proxy_hint(origin: str, own: str) -> str:
+    """What a proxy in front of the app got wrong, when the origins differ only as such a proxy makes them."""
+    try:
+        sent, served = urlsplit(origin), urlsplit(own)
+        ports = sent.port, served.port
+    except ValueError:
+        return ""
+    if sent.hostname is None or sent.hostname != served.hostname:
+        return ""
+    if (sent.scheme, served.scheme) == ("https", "http") and ports[0] == ports[1]:
+        return (
+            " (the request arrived as http: behind a TLS proxy, have it send X-Forwarded-Proto and run uvicorn"
+            " with --proxy-headers --forwarded-allow-ips=<the proxy's address>)"
+        )
+    if sent.scheme == served.scheme and ports[0] is not None and ports[1] is None:
+        return (
+            " (the Host header lacks the port the browser used: have the proxy pass it on,"
+            " with nginx proxy_set_header Host $http_host rather than $host)"
+        )
+    return ""
 
 
 def _own_origin(connection: HTTPConnection) -> str:
