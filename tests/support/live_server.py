@@ -36,8 +36,10 @@ class _Server(uvicorn.Server):
 
 
 @contextmanager
-def live_server(app: FastAPI, holds: "Holds | None" = None) -> Iterator[str]:
+def live_server(app: FastAPI, holds: "Holds | None" = None, **options: Any) -> Iterator[str]:
     """Serve ``app`` with uvicorn on 127.0.0.1 and a free port; yields its base URL.
+
+    ``options`` go to `uvicorn.Config`: with ``ssl_certfile`` and ``ssl_keyfile`` it serves https.
 
     Keep-alive outlasts the test, so no connection is closed by the server while a client may still
     reuse it. On the way out every hold in ``holds`` is released first, so a failed test leaves no
@@ -53,6 +55,7 @@ def live_server(app: FastAPI, holds: "Holds | None" = None) -> Iterator[str]:
         lifespan="on",
         timeout_keep_alive=60,
         timeout_graceful_shutdown=3,
+        **options,
     )
     server = _Server(config)
 
@@ -67,7 +70,8 @@ def live_server(app: FastAPI, holds: "Holds | None" = None) -> Iterator[str]:
     try:
         if not server.ready.wait(DEADLINE) or not server.started:
             raise RuntimeError(f"uvicorn did not start on port {port} (see the log above)")
-        yield f"http://127.0.0.1:{port}"
+        scheme = "https" if options.get("ssl_certfile") else "http"
+        yield f"{scheme}://127.0.0.1:{port}"
     finally:
         if holds is not None:
             holds.release_all()
