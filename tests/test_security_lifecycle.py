@@ -15,7 +15,19 @@ from typing import Any
 import pytest
 
 from fastapi_sessions.signing import new_session_id
-from tests.support import SECRET, Backend, Harness, UserSession, assert_no_new_cookie, parsed_cookies, serve
+from tests.support import (
+    SECRET,
+    Backend,
+    Browser,
+    Harness,
+    UserSession,
+    assert_no_new_cookie,
+    build_app,
+    client,
+    make_manager,
+    parsed_cookies,
+    serve,
+)
 
 
 @pytest.fixture
@@ -209,12 +221,15 @@ def test_logout_deletes_the_record_and_expires_the_cookie(h: Harness[UserSession
 
 
 def test_logout_with_custom_path_and_domain(backend: Backend) -> None:
-    with serve(backend, UserSession, cookie_name="app_sid", path="/app", domain="example.com") as h:
-        browser = h.browser()
+    sessions = make_manager(UserSession, backend.make_store(), cookie_name="app_sid", path="/app", domain="example.com")
+    # Served under the cookie's path, as it must be for the browser to send the cookie back.
+    with client(build_app(sessions), root_path="/app") as test_client:
+        browser = Browser(test_client, sessions.cookie_name)
         (issued,) = parsed_cookies(browser.post("/login", params={"uid": "alice"}))
         assert issued.scope == ("app_sid", "/app", "example.com")
         cookie = browser.cookie
         assert cookie is not None
+        assert browser.get("/me").status_code == 200, "inside the cookie's path, the session is there"
         (cleared,) = parsed_cookies(browser.post("/logout"))
         assert cleared.scope == issued.scope
         assert cleared.max_age == 0
