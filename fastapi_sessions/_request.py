@@ -351,9 +351,7 @@ class RequestSession:
         """Save what changed and return the headers the response needs (``Set-Cookie``, or the token header)."""
         if self.model is None:
             return _NO_HEADERS
-        planned = self._plan(self.core.policy.clock())
-        self._check_inside_path(planned[0])
-        headers = await self._apply(*planned)
+        headers = await self._apply(*self._plan(self.core.policy.clock()))
         if self._saved_headers:
             headers = [*self._saved_headers, *headers]
         return headers
@@ -363,7 +361,6 @@ class RequestSession:
         assert self.model is not None
         now = self.core.policy.clock()
         plan, current, _, _ = planned = self._plan(now)
-        self._check_inside_path(plan)
         if self.scope["type"] == "websocket" and plan.action in (Action.CREATE, Action.REPLACE):
             raise SessionError(
                 "a WebSocket cannot set a cookie: create the session, log in or regenerate over HTTP, "
@@ -423,7 +420,9 @@ class RequestSession:
                 lifetime_changed=EXPIRY in self._meta_changes,
                 stale_cookie=self.stale_key,
             )
-        return plan_commit(facts), current, changes, now
+        plan = plan_commit(facts)
+        self._check_inside_path(plan)
+        return plan, current, changes, now
 
     async def _apply(
         self, plan: CommitPlan, current: dict[str, Any], changes: dict[str, Patch], now: float
@@ -495,7 +494,7 @@ class RequestSession:
             )
             if result is not UpdateResult.CONFLICT:
                 break
-            newer = await self._reload()
+            newer = await self._newer_record()
             if newer is None:
                 result = UpdateResult.MISSING
                 break
@@ -521,7 +520,7 @@ class RequestSession:
             self.version = expected + 1  # written over that version: the store's is the next one
         return True
 
-    async def _reload(self) -> tuple[dict[str, Any], int] | None:
+    async def _newer_record(self) -> tuple[dict[str, Any], int] | None:
         """The record as another request left it, in clear, with its version; ``None`` if it is gone or unreadable."""
         assert self.key is not None
         core = self.core
