@@ -9,6 +9,10 @@ rounds, and prints each variant's best CPU µs per request and its ratio to ``of
     otel      this tree, OpenTelemetry SDK providers passed to the manager
 
     python bench/variants.py [--before REV] [--rounds 3] [--budget 1.0] [--routes bare,read,write]
+    python bench/variants.py --store redis --variants before,off      # another store, fewer variants
+
+``--store`` is memory, redis or postgres (the servers of ``bench/apps/common.py``: Redis database 15
+on 127.0.0.1:6379, the ``fastapi_sessions_bench`` database on 127.0.0.1:5432, which bench/run creates).
 """
 
 import argparse
@@ -30,9 +34,9 @@ def export(revision: str, into: str) -> None:
     subprocess.run(["tar", "-x", "-C", into], input=archive, check=True)
 
 
-def run(path: str, env: dict[str, str], routes: str, budget: float) -> dict[str, float]:
+def run(path: str, env: dict[str, str], routes: str, budget: float, store: str) -> dict[str, float]:
     command = [sys.executable, os.path.join(BENCH, "inproc.py"), "ours", "--routes", routes, "--budget", str(budget)]
-    environment = {**os.environ, "PYTHONPATH": path, "BENCH_STORE": "memory", **env}
+    environment = {**os.environ, "PYTHONPATH": path, "BENCH_STORE": store, **env}
     result = subprocess.run(command, check=True, capture_output=True, text=True, env=environment, cwd=BENCH)
     routes_out = json.loads(result.stdout.splitlines()[-1])["routes"]
     return {route: values["cpu_us"] for route, values in routes_out.items()}
@@ -44,6 +48,8 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--budget", type=float, default=1.0)
     parser.add_argument("--routes", default="bare,read,write")
+    parser.add_argument("--store", default="memory", choices=("memory", "redis", "postgres"))
+    parser.add_argument("--variants", default="before,off,listener,otel")
     args = parser.parse_args()
     before = (
         args.before
@@ -59,13 +65,18 @@ def main() -> None:
             "listener": (REPO, {"BENCH_LISTENER": "1"}),
             "otel": (REPO, {"BENCH_OTEL": "1"}),
         }
+        wanted = args.variants.split(",")
+        unknown = sorted(set(wanted) - set(variants))
+        if unknown or "off" not in wanted:
+            parser.error(f"--variants: choose from {', '.join(variants)}, including off (the ratios' base)")
+        variants = {name: variants[name] for name in wanted}
         best: dict[str, dict[str, float]] = {name: {} for name in variants}
         for _ in range(args.rounds):
             for name, (path, env) in variants.items():
-                for route, cpu in run(path, env, args.routes, args.budget).items():
+                for route, cpu in run(path, env, args.routes, args.budget, args.store).items():
                     best[name][route] = min(cpu, best[name].get(route, cpu))
     routes = args.routes.split(",")
-    print(f"CPU µs per request, best of {args.rounds} interleaved rounds (before = {before[:10]})")
+    print(f"{args.store} store: CPU µs per request, best of {args.rounds} interleaved rounds (before = {before[:10]})")
     print(f"{'variant':<10}" + "".join(f"{route:>18}" for route in routes))
     for name, values in best.items():
         cells = "".join(f"{values[r]:>9.1f} ({values[r] / best['off'][r]:.3f})" for r in routes)
