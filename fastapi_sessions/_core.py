@@ -22,7 +22,7 @@ SettingsSource: TypeAlias = SessionSettings | Callable[[], SessionSettings]
 
 # The parts that need the settings, so are built by `SessionCore.build`, not when the core is made.
 _BUILT_PARTS = frozenset(
-    {"settings", "policy", "gateway", "signer", "transport", "users"},
+    {"settings", "policy", "gateway", "signer", "transport", "users", "scoped_path"},
 )
 
 
@@ -74,6 +74,7 @@ class SessionCore:
         "policy",
         "scheme_name",
         "scope_key",
+        "scoped_path",
         "settings",
         "signer",
         "telemetry",
@@ -88,6 +89,8 @@ class SessionCore:
     telemetry: Telemetry
     scheme_name: str | None
     settings: SessionSettings
+    scoped_path: bool
+    """``SESSION_PATH`` is not ``/``: each request's path is checked against it."""
     policy: SessionPolicy
     gateway: StoreGateway
     signer: CookieSigner
@@ -150,6 +153,7 @@ class SessionCore:
         )
         # Assigned only once everything above succeeded: a failed build leaves the core unbuilt.
         self.settings = settings
+        self.scoped_path = settings.path != "/"
         self.policy = policy
         self.gateway = gateway
         self.signer = signer

@@ -17,7 +17,8 @@ class StoreGateway:
     """Opens the store once, puts ``store_timeout`` on each operation, and makes failure `StoreUnavailableError`.
 
     Exposes the store's operations under the same names, so the rest of the library never awaits the
-    store directly.
+    store directly. Each returns the coroutine of `_deadline` rather than awaiting it in one more
+    coroutine of its own: every session load goes through here.
 
     Args:
         store: The store.
@@ -92,16 +93,18 @@ class StoreGateway:
                 raise
             raise error from exc
 
-    async def load(self, key: str) -> StoredSession | None:
-        return await self._call("load", self.store.load(key))
+    def load(self, key: str) -> Coroutine[Any, Any, StoredSession | None]:
+        return self._call("load", self.store.load(key))
 
-    async def load_many(self, keys: Sequence[str]) -> list[StoredSession | None]:
-        return await self._call("load_many", self.store.load_many(keys))
+    def load_many(self, keys: Sequence[str]) -> Coroutine[Any, Any, list[StoredSession | None]]:
+        return self._call("load_many", self.store.load_many(keys))
 
-    async def create(self, key: str, data: Mapping[str, Any], *, ttl: float, user_id: str | None) -> None:
-        await self._call("create", self.store.create(key, data, ttl=ttl, user_id=user_id))
+    def create(
+        self, key: str, data: Mapping[str, Any], *, ttl: float, user_id: str | None
+    ) -> Coroutine[Any, Any, None]:
+        return self._call("create", self.store.create(key, data, ttl=ttl, user_id=user_id))
 
-    async def update(
+    def update(
         self,
         key: str,
         changes: Mapping[str, Any],
@@ -109,12 +112,12 @@ class StoreGateway:
         removed: Collection[str] = (),
         ttl: float,
         expected_version: int | None = None,
-    ) -> UpdateResult:
-        return await self._call(
+    ) -> Coroutine[Any, Any, UpdateResult]:
+        return self._call(
             "update", self.store.update(key, changes, removed=removed, ttl=ttl, expected_version=expected_version)
         )
 
-    async def replace(
+    def replace(
         self,
         old_key: str,
         new_key: str,
@@ -123,25 +126,25 @@ class StoreGateway:
         ttl: float,
         user_id: str | None,
         old_user_id: str | None,
-    ) -> bool:
-        return await self._call(
+    ) -> Coroutine[Any, Any, bool]:
+        return self._call(
             "replace", self.store.replace(old_key, new_key, data, ttl=ttl, user_id=user_id, old_user_id=old_user_id)
         )
 
-    async def delete(self, key: str, *, user_id: str | None = None) -> bool:
-        return await self._call("delete", self.store.delete(key, user_id=user_id))
+    def delete(self, key: str, *, user_id: str | None = None) -> Coroutine[Any, Any, bool]:
+        return self._call("delete", self.store.delete(key, user_id=user_id))
 
-    async def delete_user_sessions(self, user_id: str, *, keep: str | None = None) -> int:
-        return await self._call("delete_user_sessions", self.store.delete_user_sessions(user_id, keep=keep))
+    def delete_user_sessions(self, user_id: str, *, keep: str | None = None) -> Coroutine[Any, Any, int]:
+        return self._call("delete_user_sessions", self.store.delete_user_sessions(user_id, keep=keep))
 
-    async def delete_user_session(self, user_id: str, key: str) -> bool:
-        return await self._call("delete_user_session", self.store.delete_user_session(user_id, key))
+    def delete_user_session(self, user_id: str, key: str) -> Coroutine[Any, Any, bool]:
+        return self._call("delete_user_session", self.store.delete_user_session(user_id, key))
 
-    async def user_keys(self, user_id: str) -> list[str]:
-        return await self._call("user_keys", self.store.user_keys(user_id))
+    def user_keys(self, user_id: str) -> Coroutine[Any, Any, list[str]]:
+        return self._call("user_keys", self.store.user_keys(user_id))
 
-    async def cleanup(self) -> int:
-        return await self._call("cleanup", self.store.cleanup())
+    def cleanup(self) -> Coroutine[Any, Any, int]:
+        return self._call("cleanup", self.store.cleanup())
 
-    async def count(self) -> int:
-        return await self._call("count", self.store.count())
+    def count(self) -> Coroutine[Any, Any, int]:
+        return self._call("count", self.store.count())

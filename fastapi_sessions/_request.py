@@ -1,7 +1,11 @@
 """`RequestSession`: one request's view of its session, loaded on first use and committed once."""
 
+import datetime as dt
+import decimal
+import enum
 import logging
 import secrets
+import uuid
 import weakref
 from datetime import datetime
 from typing import Any
@@ -32,7 +36,12 @@ _MERGE_ATTEMPTS = 16
 """Commits one request tries before answering 409: each failed one means another request's commit landed."""
 _MAX_AGENT_LENGTH = 256
 _NO_HEADERS: list[tuple[bytes, bytes]] = []
+_IMMUTABLE = frozenset(
+    {str, int, float, bool, type(None), bytes, dt.datetime, dt.date, dt.time, dt.timedelta, uuid.UUID, decimal.Decimal}
+)
+"""Types whose values cannot change in place: a field still holding the very object `load` gave it is unchanged."""
 
+_PLAN_NOTHING = CommitPlan(Action.NOTHING)
 _INSTALLED: Any = object()
 """Put in the scope by the middleware: the request may have a session, none was asked for yet."""
 
@@ -50,6 +59,7 @@ class RequestSession:
     __slots__ = (
         "_destroy",
         "_destroyed",
+        "_loaded_values",
         "_meta_changes",
         "_outside_path",
         "_regenerate",
@@ -92,11 +102,12 @@ class RequestSession:
         self._outside_path = False
         self._destroyed = False
         self._regenerate_reason = "regenerate"
+        self._loaded_values: tuple[Any, ...] = ()
 
     @property
     def https(self) -> bool:
         """Whether the request came over https (or wss), as the server sees it after its proxy-header handling."""
-        return self.scope.get("scheme") in _SECURE_SCHEMES
+        return self.scope.get("scheme") in _SECURE_SCHEMES  # `load` asks the same, inlined
 
     # The scope slot.
 
@@ -148,44 +159,39 @@ class RequestSession:
         if self.model is not None:
             return self.model
         core = self.core
+        scope = self.scope
         model: SessionModel | None = None
-        sent = core.transport.read(self.scope["headers"], https=self.https)
-        self.token_via = sent.via
+        sent = core.transport.read(scope["headers"], https=scope.get("scheme") in _SECURE_SCHEMES)
+        self.token_via = via = sent.via
         self.cookie_present = sent.sent  # a token, in a cookie or the header: what a logout answers
-        cookie_path = core.settings.path
-        if sent.via == "cookie" and cookie_path != "/" and not path_matches(browser_path(self.scope), cookie_path):
+        if via == "cookie" and core.scoped_path and not path_matches(browser_path(scope), core.settings.path):
             # The browser never sends the cookie here, and would not send back one set here.
             self._outside_path = True
             self.cookie_present = False
-            _warn_outside_path_once(core, self.scope)
+            _warn_outside_path_once(core, scope)
         elif sent.rejection is not None:
-            reason = "several_cookies" if sent.via == "cookie" else "several_tokens"
+            reason = "several_cookies" if via == "cookie" else "several_tokens"
             logger.warning("%s", sent.rejection, extra=lifecycle("rejected", None, None, reason))
-            core.events.emit("rejected", self.scope, None, None, reason)
+            core.events.emit("rejected", scope, None, None, reason)
         elif sent.token is not None:
-            model = await self._load_existing(sent.token)
+            unsigned = core.signer.unsign(sent.token)
+            if unsigned is None:
+                logger.info(
+                    "session rejected: %s is malformed or its signature does not verify",
+                    core.transport.describe(via),
+                    extra=lifecycle("rejected", None, None, "bad_signature"),
+                )
+                core.events.emit("rejected", scope, None, None, "bad_signature")
+            else:
+                model = await self._load_key(unsigned.session_id, unsigned.key)
+                if model is not None:
+                    self.stale_key = unsigned.stale_key
         if model is None:
             model = core.model_cls()
             self.stored_data = model.model_dump(mode="json")
         object.__setattr__(model, "_request_session", self)
         self.model = model
-        return model
-
-    async def _load_existing(self, value: str) -> SessionModel | None:
-        core = self.core
-        unsigned = core.signer.unsign(value)
-        if unsigned is None:
-            label = core.transport.describe(self.token_via)
-            logger.info(
-                "session rejected: %s is malformed or its signature does not verify",
-                label,
-                extra=lifecycle("rejected", None, None, "bad_signature"),
-            )
-            core.events.emit("rejected", self.scope, None, None, "bad_signature")
-            return None
-        model = await self._load_key(unsigned.session_id, unsigned.key)
-        if model is not None:
-            self.stale_key = unsigned.stale_key
+        self._loaded_values = tuple(model.__dict__.values())
         return model
 
     async def _load_key(self, session_id: str, key: str) -> SessionModel | None:
@@ -330,6 +336,7 @@ class RequestSession:
             self.version = 0
         for name in type(model).model_fields:
             object.__setattr__(model, name, getattr(live, name))
+        self._loaded_values = tuple(model.__dict__.values())
         self._meta_changes = {}
         self._regenerate = self._rotate_csrf = self._destroy = False
         return self.key is not None
@@ -351,7 +358,12 @@ class RequestSession:
         """Save what changed and return the headers the response needs (``Set-Cookie``, or the token header)."""
         if self.model is None:
             return _NO_HEADERS
-        headers = await self._apply(*self._plan(self.core.policy.clock()))
+        planned = self._plan(self.core.policy.clock())
+        if planned[0].action is Action.NOTHING:  # most requests: the `_apply` of nothing, without its coroutine
+            self.core.telemetry.commit("unchanged")
+            headers = _NO_HEADERS
+        else:
+            headers = await self._apply(*planned)
         if self._saved_headers:
             headers = [*self._saved_headers, *headers]
         return headers
@@ -369,6 +381,8 @@ class RequestSession:
         headers = await self._apply(*planned)
         if self.scope["type"] == "http":
             self._saved_headers = [*self._saved_headers, *headers]
+        if current is None:
+            current = self.model.model_dump(mode="json")
         # What is stored now is the base of the next save or commit.
         if self._destroy:
             self.stored_data = self.model.model_dump(mode="json")
@@ -379,6 +393,7 @@ class RequestSession:
                 meta[SEEN] = now
             self.meta = meta
             self.stored_data = {**current, **meta}
+        self._loaded_values = tuple(self.model.__dict__.values())
         self._meta_changes = {}
         self._regenerate = self._rotate_csrf = self._destroy = False
 
@@ -391,41 +406,66 @@ class RequestSession:
                 f"under {path}, or set SESSION_PATH to a path that covers it (such as /)"
             )
 
-    def _plan(self, now: float) -> tuple[CommitPlan, dict[str, Any], dict[str, Patch], float]:
+    def _plan(self, now: float) -> tuple[CommitPlan, dict[str, Any] | None, dict[str, Patch], float]:
+        """What the commit must do; with the model dumped to JSON (``None`` when nothing is to be written)."""
         model = self.model
         assert model is not None
+        policy = self.core.policy
+        current: dict[str, Any] | None = None
+        changes: dict[str, Patch] = {}
         if self._destroy:
-            current: dict[str, Any] = {}
-            changes: dict[str, Patch] = {}
             facts = CommitFacts(stored=self.key is not None, cookie_present=self.cookie_present, destroy=True)
-        else:
+            return plan_commit(facts), {}, changes, now
+        untouched = self._untouched()
+        if not untouched:
             current = model.model_dump(mode="json")
             stored = self.stored_data
             schemas = self.core.field_schemas
-            changes = {
-                name: patch
-                for name, value in current.items()
-                if stored.get(name, MISSING) != value
-                and (patch := diff(stored.get(name, MISSING), value, schemas.get(name, PLAIN))) is not None
-            }
-            privileged = model.privileged_fields
-            facts = CommitFacts(
-                stored=self.key is not None,
-                cookie_present=self.cookie_present,
-                regenerate=self._regenerate,
-                rotate_csrf=self._rotate_csrf,
-                privilege_changed=bool(privileged) and not privileged.isdisjoint(changes),
-                changed=bool(changes or self._meta_changes),
-                touch_due=self.core.policy.touch_due(self.meta.get(SEEN, 0), now, self.core.policy.lifetime(self.meta)),
-                lifetime_changed=EXPIRY in self._meta_changes,
-                stale_cookie=self.stale_key,
-            )
+            for name, value in current.items():
+                before = stored.get(name, MISSING)
+                if before != value and (patch := diff(before, value, schemas.get(name, PLAIN))) is not None:
+                    changes[name] = patch
+        touch_due = policy.touch_due(self.meta.get(SEEN, 0), now, policy.lifetime(self.meta))
+        if untouched and not (touch_due or self._meta_changes or self._regenerate or self.stale_key):
+            # Most requests: nothing changed, nothing asked for. `plan_commit` says NOTHING to these
+            # facts whatever the rest (tests/test_commit_plan.py holds it to that).
+            return _PLAN_NOTHING, None, changes, now
+        privileged = model.privileged_fields
+        facts = CommitFacts(
+            stored=self.key is not None,
+            cookie_present=self.cookie_present,
+            regenerate=self._regenerate,
+            rotate_csrf=self._rotate_csrf,
+            privilege_changed=bool(privileged) and not privileged.isdisjoint(changes),
+            changed=bool(changes or self._meta_changes),
+            touch_due=touch_due,
+            lifetime_changed=EXPIRY in self._meta_changes,
+            stale_cookie=self.stale_key,
+        )
         plan = plan_commit(facts)
         self._check_inside_path(plan)
+        if current is None and plan.action is not Action.NOTHING:
+            current = model.model_dump(mode="json")
         return plan, current, changes, now
 
+    def _untouched(self) -> bool:
+        """Whether every field still holds the very object `load` gave it, of a type that cannot change in place.
+
+        Then nothing changed, and the commit needs no dump of the model to find out.
+        """
+        model = self.model
+        assert model is not None
+        loaded = self._loaded_values
+        values = model.__dict__
+        if len(values) != len(loaded) or model.__pydantic_extra__:
+            return False
+        for value, before in zip(values.values(), loaded, strict=True):
+            if value is not before or (type(value) not in _IMMUTABLE and not isinstance(value, enum.Enum)):
+                return False
+        return True
+
     async def _apply(
-        self, plan: CommitPlan, current: dict[str, Any], changes: dict[str, Patch], now: float
+        self, plan: CommitPlan, current: dict[str, Any] | None, changes: dict[str, Patch], now: float
     ) -> list[tuple[bytes, bytes]]:
         action = plan.action
         telemetry = self.core.telemetry
@@ -435,6 +475,7 @@ class RequestSession:
         if action is Action.DESTROY:
             telemetry.commit("written" if self.key is not None else "unchanged")
             return await self._delete(clear_cookie=plan.clear_cookie)
+        assert current is not None  # `_plan` dumps the model for every write
         if action is Action.CREATE:
             return await self._store_new(current, now, created=now)
         if action is Action.REPLACE:

@@ -155,7 +155,8 @@ class SessionManager(Generic[ModelT]):
 
     async def __call__(self, request: HTTPConnection) -> ModelT:
         """The session of this request (loaded from the store on first use)."""
-        return await self.session_for(request)
+        request_session = await RequestSession.of(request, self._core)  # session_for, inlined: every route
+        return request_session.model  # type: ignore[return-value]  # built from this manager's model
 
     async def session_for(self, connection: HTTPConnection) -> ModelT:
         """The session of a request or WebSocket, loading it on first use."""

@@ -89,3 +89,12 @@ def test_a_session_not_stored_is_created_exactly_when_it_changed(flags: tuple[bo
     plan = plan_commit(CommitFacts(stored=False, cookie_present=False, **values))
     assert plan.action is (Action.CREATE if values["changed"] else Action.NOTHING)
     assert not (plan.clear_cookie or plan.rotate_csrf or plan.resign_cookie)
+
+
+@pytest.mark.parametrize("cookie_present", [False, True])
+@pytest.mark.parametrize("rotate_csrf", [False, True])
+@pytest.mark.parametrize("stored", [False, True])
+def test_nothing_changed_nor_asked_for_is_nothing_to_do(stored: bool, rotate_csrf: bool, cookie_present: bool) -> None:
+    # RequestSession's commit answers NOTHING to these facts without asking plan_commit: it must agree.
+    facts = CommitFacts(stored=stored, cookie_present=cookie_present, rotate_csrf=rotate_csrf)
+    assert plan_commit(facts) == CommitPlan(Action.NOTHING)

@@ -66,7 +66,7 @@ def decode_record(
     Raises:
         CorruptRecordError: a part is missing or of the wrong type, or the format version is unknown.
     """
-    if format_version is not None:
+    if format_version is not None and format_version is not FORMAT_VERSION:  # the small int, one object
         if not _is_integer(format_version):
             raise corrupt_record(store, operation, f"its format version is {_kind(format_version)}, not an integer")
         if format_version != FORMAT_VERSION:
@@ -76,9 +76,9 @@ def decode_record(
             data = parse(data)
         except (ValueError, TypeError, RecursionError):
             raise corrupt_record(store, operation, "the data is not JSON text") from None
-    if not isinstance(data, dict):
+    if type(data) is not dict and not isinstance(data, dict):
         raise corrupt_record(store, operation, f"the data is {_kind(data)}, not an object")
-    if not _is_integer(version):
+    if type(version) is not int and not _is_integer(version):
         raise corrupt_record(store, operation, f"the version is {_kind(version)}, not an integer")
     if user_id is not None and not isinstance(user_id, str):
         raise corrupt_record(store, operation, f"the user ID is {_kind(user_id)}, not a string")

@@ -101,7 +101,15 @@ class MemoryStore(SessionStore):
         entry = self._live(key)
         if entry is None:
             return None
-        return self._read("load", entry)
+        return decode_record(
+            self,
+            "load",
+            data=entry.payload,
+            version=entry.version,
+            user_id=entry.user_id,
+            format_version=entry.format,
+            parse=from_json,
+        )  # `_read`, inlined: every request of a session comes here
 
     async def create(self, key: str, data: Mapping[str, Any], *, ttl: float, user_id: str | None) -> None:
         old = self._entries.get(key)
