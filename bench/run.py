@@ -82,6 +82,8 @@ WORKER_COUNTS = (1, 2)
 # Sequential requests behind each Redis round-trip count.
 ROUND_TRIP_REQUESTS = 40
 POSTGRES_DB = "fastapi_sessions_bench"
+# PostgreSQL's PGSTAT_IDLE_INTERVAL (10 s), and a margin: the longest an idle backend keeps its counts.
+STATS_IDLE_FLUSH = 10.5
 
 HTTP_NOTES = """\
 Each cell is the best of {rounds} interleaved round(s) (highest req/s, with that run's other columns).
@@ -96,8 +98,12 @@ store round trips/req: how many times a request waits on the store. Redis: after
 request (one read per round trip: pipelined commands arrive in one read, so they count once); in brackets
 the commands clients sent (MONITOR lines not marked `lua`: a script's EVALSHA counts, the commands it runs do
 not). Sequential, because under load a pipelining client sends several requests' commands in one write.
-PostgreSQL: transactions per request (pg_stat_statements needs a server restart to load), which equal round
-trips only while each statement is its own transaction; an explicit BEGIN ... COMMIT costs more round trips.
+PostgreSQL, in the first pass only: transactions per request over the same number of sequential requests
+per route after all rounds (`pg_stat_database`, less the transactions of the psql that reads it, each count
+10 s after the requests, once every backend has reported; pg_stat_statements would count statements, but
+loading it needs a server restart). They equal round trips only while each statement is its own
+transaction: an explicit BEGIN ... COMMIT costs more round trips than it counts. PostgreSQL's store ops/req
+come from the timed run, whose edges blur: backends report their counts at most once a second.
 The Node rows run in the first pass only (node has no loop/http choice); their ratios compare two stacks."""
 
 INPROC_NOTES = """
@@ -370,13 +376,33 @@ class Postgres:
     def reset(self) -> None:
         self.psql("DROP SCHEMA public CASCADE; CREATE SCHEMA public")
 
-    def transactions(self) -> int:
-        time.sleep(1.1)  # statistics reach pg_stat_database about once a second
+    def transactions(self, wait: bool = True) -> int:
+        if wait:
+            time.sleep(1.1)  # statistics reach pg_stat_database about once a second
         out = self.psql(f"SELECT xact_commit + xact_rollback FROM pg_stat_database WHERE datname = '{POSTGRES_DB}'")
         return int(out.strip() or 0)
 
     def version(self) -> str:
         return self.psql("SHOW server_version").strip()
+
+    def transactions_per_request(self, sends: dict[str, Any], requests: int) -> dict[str, float]:
+        """Transactions per request while each ``send()`` makes ``requests`` sequential requests, by route.
+
+        A backend reports its counts at most once a second while busy, and an idle one that reported less
+        than a second ago only after ``PGSTAT_IDLE_INTERVAL`` (10 s): so each count waits for that.
+        """
+        time.sleep(STATS_IDLE_FLUSH)
+        first = self.transactions(wait=False)
+        current = self.transactions(wait=False)
+        own = current - first  # the transactions of the psql that reads the count
+        result = {}
+        for route, send in sends.items():
+            send()
+            time.sleep(STATS_IDLE_FLUSH)
+            after = self.transactions(wait=False)
+            result[route] = (after - current - own) / requests
+            current = after
+        return result
 
 
 class Services:
@@ -405,6 +431,13 @@ class Services:
         if peer.store == "postgres" and self.postgres is not None:
             return "postgres", self.postgres.transactions()
         return "none", None
+
+    def round_trips(self, peer: Peer, send: Any, requests: int) -> tuple[float, str]:
+        """Store round trips per request over ``requests`` sequential requests, and what they were counted from."""
+        if peer.store == "redis" and self.redis is not None:
+            trips, sent = self.redis.round_trips(REDIS_DB.get(peer.family, 4), send, requests)
+            return trips, f"{sent:.2f} commands"
+        return 0.0, ""
 
 
 def store_ops(before: tuple[str, Any], after: tuple[str, Any], requests: int) -> tuple[float, str]:
@@ -603,6 +636,7 @@ def http_pass(
     args: argparse.Namespace,
     lua: str,
     race_out: list[tuple[Peer, int, int]] | None,
+    postgres_trips: bool = True,
 ) -> list[Row]:
     """Start every peer's server, then measure peer by peer, route by route, ``args.rounds`` times round-robin.
 
@@ -610,7 +644,7 @@ def http_pass(
     best round (the highest req/s, with that round's CPU, latency and store operations).
     """
     runs: dict[tuple[str, str], list[Row]] = {}
-    trips: dict[tuple[str, str], tuple[float, float]] = {}
+    trips: dict[tuple[str, str], tuple[float, str]] = {}
     with contextlib.ExitStack() as stack:
         servers = []
         for peer in peers:
@@ -650,12 +684,21 @@ def http_pass(
                         max(others, 0.0),
                     )
                     runs.setdefault((peer.key, route), []).append(row)
-                    if round_index == 0 and peer.store == "redis" and services.redis is not None:
+                    if round_index == 0 and peer.store == "redis":
                         send = functools.partial(sequential, server.port, method, path, cookie, ROUND_TRIP_REQUESTS)
-                        db = REDIS_DB.get(peer.family, 4)
-                        trips[(peer.key, route)] = services.redis.round_trips(db, send, ROUND_TRIP_REQUESTS)
+                        trips[(peer.key, route)] = services.round_trips(peer, send, ROUND_TRIP_REQUESTS)
                 print(f" {peer.key}", end="", flush=True, file=sys.stderr)
             print(file=sys.stderr)
+        for peer, server, cookie in servers:
+            if postgres_trips and peer.store == "postgres" and services.postgres is not None:
+                print(f"  {peer.key}: transactions per request (about 10 s per route)", file=sys.stderr)
+                sends = {
+                    route: functools.partial(sequential, server.port, *ROUTES[route], cookie, ROUND_TRIP_REQUESTS)
+                    for route in args.routes
+                    if route != "bare"
+                }
+                counts = services.postgres.transactions_per_request(sends, ROUND_TRIP_REQUESTS)
+                trips.update({(peer.key, route): (count, "transactions") for route, count in counts.items()})
         if race_out is not None:
             for peer, server, _cookie in servers:
                 if peer.store == "none":
@@ -666,10 +709,9 @@ def http_pass(
     best = [max(cell, key=lambda row: row.rps) for cell in runs.values()]
     for row in best:
         if (row.peer.key, row.route) in trips:
-            row.trips, sent = trips[(row.peer.key, row.route)]
-            row.trips_detail = f"{sent:.2f} commands"
-        elif row.peer.store == "postgres":
-            row.trips, row.trips_detail = row.ops, "transactions"
+            row.trips, row.trips_detail = trips[(row.peer.key, row.route)]
+        elif row.peer.store in ("redis", "postgres") and row.route != "bare":
+            row.trips = float("nan")  # counted in the first pass only
     return best
 
 
@@ -1150,7 +1192,7 @@ def http_table(rows: list[Row]) -> list[str]:
         by_cpu = ref.cpu_us / row.cpu_us if ref and row.cpu_us else float("nan")
         p99 = row.p99_ms / ref.p99_ms if ref and ref.p99_ms else float("nan")
         ops = "0" if not row.ops else f"{row.ops:.2f} ({row.ops_detail})"
-        trips = "0" if not row.trips else f"{row.trips:.2f} ({row.trips_detail})"
+        trips = "-" if row.trips != row.trips else f"{row.trips:.2f} ({row.trips_detail})" if row.trips else "0"
         lines.append(
             f"| {row.peer.label} | {row.route} | {fmt(row.rps)} | {fmt(ratio, 2)} | {fmt(row.cpu_us, 1)} "
             f"| {fmt(added, 1)} | {fmt(by_cpu, 2)} | {fmt(row.p50_ms, 2)} | {fmt(row.p99_ms, 2)} | {fmt(p99, 2)} "
@@ -1291,7 +1333,7 @@ def main() -> int:
             for index, (loop, http) in enumerate(passes):
                 print(f"HTTP pass {loop}+{http}", file=sys.stderr)
                 with_race = race_rows if index == 0 and "race" not in skip and (loop, http) == PASSES[0] else None
-                rows = http_pass(peers, services, loop, http, args, lua, with_race)
+                rows = http_pass(peers, services, loop, http, args, lua, with_race, postgres_trips=index == 0)
                 http_rows[f"{loop}+{http}"] = rows
                 others = statistics.median(row.others for row in rows)
                 out += [f"## HTTP: uvicorn --loop {loop} --http {http}", "", *http_table(rows), ""]
@@ -1472,7 +1514,7 @@ def summary(
             f"{mine['read']['cpu_us'] - bare_inproc['read']['cpu_us']:.0f}" if "read" in mine and bare_inproc else "-"
         )
         ops = f"{read.ops:.2f}, {write.ops:.2f}" if read.ops or write.ops else "0"
-        trips = f"{read.trips:.2f}, {write.trips:.2f}" if read.trips or write.trips else "0"
+        trips = f"{fmt(read.trips, 2)}, {fmt(write.trips, 2)}" if read.trips or write.trips else "0"
         if peer.store == "postgres":
             trips += " (transactions)"
         p99 = fmt(read.p99_ms / floor.p99_ms, 2) if floor and floor.p99_ms else "-"
@@ -1517,7 +1559,7 @@ def targets(rows: list[Row], inproc_results: dict[str, dict[str, Any]]) -> list[
         return "met" if (value >= limit if at_least else value <= limit) else "**not met**"
 
     def add(figure: str, value: float | None, shown: str, target: str, met: str, by_cpu: str = "") -> None:
-        if value is None:
+        if value is None or value != value:
             lines.append(f"| {figure} | not measured | {target} | - | |")
         else:
             lines.append(f"| {figure} | {shown} | {target} | {met} | {by_cpu} |")
