@@ -744,7 +744,8 @@ since at 1 worker wrk and the store already use much of the second core. The rat
 CPU µs/req: utime+stime of every process of the server (the supervisor or primary too), per request.
 busiest worker: the busiest worker process's share of all the workers' CPU during the run (50% is an even
 split); uvicorn's workers accept from one shared socket, so the kernel decides which worker gets each of
-wrk's {connections} keep-alive connections; Node's cluster primary hands them out in turn.
+wrk's {connections} keep-alive connections; Node's cluster primary hands them out in turn. Near 100%, one
+worker accepted every connection of that run and the other sat idle: that cell measured one worker.
 Left out: the memory stores (fastapi_sessions, starsessions, fastapi-sessions 0.3.2, express-session),
 whose sessions live in one process, so with two workers a request that reaches the other worker finds no
 session. Starlette's cookie sessions need no store, so they run here."""
