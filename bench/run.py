@@ -3,7 +3,7 @@
 Usually started through ``bench/run`` (which installs wrk, the peer venvs and the Node packages
 first). See docs/performance.md for what is measured and how.
 
-    bench/run                     # everything, ~10 minutes
+    bench/run                     # everything, ~11 minutes (15 on a busy machine)
     bench/run --quick             # one server pass, short runs, ~2 minutes
     bench/run --peers fastapi,ours-memory,starsessions-redis
     bench/run --live-sessions 1,10000,100000,1000000
