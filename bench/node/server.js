@@ -1,5 +1,5 @@
 // express-session peer: the same four routes, on express-session's MemoryStore or on connect-redis.
-// BENCH_STORE=memory|redis, BENCH_REDIS_URL, PORT.
+// BENCH_STORE=memory|redis, BENCH_REDIS_URL, PORT. Several processes on one port: cluster.js.
 import express from "express";
 import session from "express-session";
 import { RedisStore } from "connect-redis";
@@ -43,4 +43,5 @@ app.post("/write", sessions, (req, res) => {
   res.json({ counter: req.session.counter });
 });
 
-app.listen(port, "127.0.0.1");
+// The line bench/run.py waits for, once per process, before it sends any load.
+app.listen(port, "127.0.0.1", () => console.log(`listening ${process.pid}`));
