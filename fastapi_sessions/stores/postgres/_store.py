@@ -276,15 +276,13 @@ class PostgresStore(SessionStore):
         with self.translating("update"):
             if expected_version is None:
                 version = await pool.fetchval(self._sql.update, key, names, dumps(changes), float(ttl))
-            else:
-                version = await pool.fetchval(
-                    self._sql.update_versioned, key, names, dumps(changes), float(ttl), expected_version
-                )
-            if version is not None:
-                return UpdateResult.UPDATED
-            if expected_version is not None and await pool.fetchval(self._sql.exists, key) is not None:
-                return UpdateResult.CONFLICT
-        return UpdateResult.MISSING
+                return UpdateResult.MISSING if version is None else UpdateResult.UPDATED
+            row = await pool.fetchrow(
+                self._sql.update_versioned, key, names, dumps(changes), float(ttl), expected_version
+            )
+        if row is None:
+            return UpdateResult.MISSING
+        return UpdateResult.CONFLICT if row[0] is None else UpdateResult.UPDATED
 
     async def delete(self, key: str, *, user_id: str | None = None) -> bool:
         pool = await self._ready_pool()
@@ -303,14 +301,16 @@ class PostgresStore(SessionStore):
         old_user_id: str | None,
     ) -> bool:
         pool = await self._ready_pool()
-        payload = record(data, FORMAT_VERSION)
+        arguments = (old_key, new_key, record(data, FORMAT_VERSION), stored_user(user_id), float(ttl))
         with self.translating("replace"):
-            async with pool.acquire() as connection, connection.transaction():
-                if new_key != old_key:
-                    await connection.execute(self._sql.delete, new_key)  # a leftover under the new key
-                moved = await connection.fetchval(
-                    self._sql.rekey, old_key, new_key, payload, stored_user(user_id), float(ttl)
-                )
+            try:
+                moved = await pool.fetchval(self._sql.rekey, *arguments)
+            except asyncpg.exceptions.UniqueViolationError:
+                # A leftover row holds the new key: delete it and move the session in one transaction.
+                # Rare (a new key is random), so the usual move costs one statement, not four.
+                async with pool.acquire() as connection, connection.transaction():
+                    await connection.execute(self._sql.delete, new_key)
+                    moved = await connection.fetchval(self._sql.rekey, *arguments)
         return moved is not None
 
     async def delete_user_sessions(self, user_id: str, *, keep: str | None = None) -> int:
