@@ -263,6 +263,19 @@ async def test_nul_characters_in_field_names_round_trip(store: PostgresStore) ->
 
 
 @pytest.mark.anyio
+async def test_field_names_beginning_with_a_colon_never_reach_the_format_field(store: PostgresStore) -> None:
+    data = {":f": 99, "::x": 1, ":": [":z", '"::v'], "plain": {"::nested": '"::'}}
+    await store.create("k", data, ttl=TTL, user_id=None)
+    loaded = await store.load("k")
+    assert loaded is not None and loaded.data == data
+    assert await store.update("k", {":f": 100, "::y": 2}, removed=["::x"], ttl=TTL) is UpdateResult.UPDATED
+    loaded = await store.load("k")
+    assert loaded is not None
+    assert loaded.data == {":f": 100, "::y": 2, ":": [":z", '"::v'], "plain": {"::nested": '"::'}}
+    assert run_sql(f"""SELECT data -> ':f' FROM "{store.table}" WHERE key = 'k'""")[0][0] == "1"
+
+
+@pytest.mark.anyio
 @pytest.mark.parametrize(
     "user_id", ["'; DROP TABLE fastapi_sessions; --", "u1' OR '1'='1", "%", "_", "u\\1", "$1", "u1\n", " u1"]
 )
