@@ -249,7 +249,7 @@ class PostgresStore(SessionStore):
         found = {row[0]: readable(lambda row: self._decode("load_many", row[1:]), row) for row in rows}
         return [found.get(key) for key in keys]
 
-    def _decode(self, operation: str, row: Sequence[Any]) -> StoredSession:
+    def _decode(self, operation: str, row: "asyncpg.Record | Sequence[Any]") -> StoredSession:
         """The session in a row of ``data, version, user_id``."""
         data, version, user_id = row
         document, format_version = loads(data)
