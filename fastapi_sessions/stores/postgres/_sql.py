@@ -70,8 +70,15 @@ class Statements:
             f"expires_at = {_EXPIRY} WHERE key = $1 AND {_LIVE} AND {_WRITABLE}"
         )
         self.update = f"{update} RETURNING version"
-        self.update_versioned = f"{update} AND version = $5 RETURNING version"
-        self.exists = f"SELECT 1 FROM {quoted} WHERE key = $1 AND {_LIVE} AND {_WRITABLE}"
+        # One round trip for a compare-and-set, whatever its outcome: no row is a record that is gone
+        # (or no release may write it), a row holding NULL a record at another version. Both parts
+        # read the statement's snapshot, and the UPDATE only writes a row that snapshot holds, so a
+        # write that happens comes with its row; one that a concurrent request got to first (it
+        # waits for that request, then finds the version moved on) reads as a conflict.
+        self.update_versioned = (
+            f"WITH written AS ({update} AND version = $5 RETURNING version) "
+            f"SELECT (SELECT version FROM written) FROM {quoted} WHERE key = $1 AND {_LIVE} AND {_WRITABLE}"
+        )
         self.delete = f"DELETE FROM {quoted} WHERE key = $1 RETURNING {_LIVE}"
         # A regeneration moves the row to its new key (one UPDATE), rather than deleting it and
         # inserting another: a concurrent DELETE by user (READ COMMITTED) that finds the old row

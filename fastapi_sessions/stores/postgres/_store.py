@@ -14,7 +14,6 @@ from fastapi_sessions.stores._url import Bool, Float, Int, StoreUrl, Text
 from fastapi_sessions.stores.base import SessionStore, StoredSession, UpdateResult, unavailable
 from fastapi_sessions.stores.postgres._sql import Statements
 from fastapi_sessions.stores.postgres._text import (
-    FORMAT_FIELD,
     dumps,
     escape_text,
     field_name,
@@ -133,7 +132,8 @@ class PostgresStore(SessionStore):
             **_POOL_RESET,
         }
         self._server = "the application's pool" if dsn is None else _server_name(dsn)
-        self._ready = False
+        self._live: Pool | None = None
+        """The pool once it and the table are ready: the one check on each operation's way."""
         self._setup_lock: asyncio.Lock | None = None
         self._sql = Statements(table)
 
@@ -184,7 +184,7 @@ class PostgresStore(SessionStore):
     async def close(self) -> None:
         """Stop the cleanup task and close the pool if the store created it."""
         await self.stop_cleanup()
-        self._ready = False
+        self._live = None
         if self._owns_pool and self._pool is not None:
             pool, self._pool = self._pool, None
             try:
@@ -196,19 +196,19 @@ class PostgresStore(SessionStore):
 
     async def _ready_pool(self) -> "Pool":
         """The pool, after creating it and the table on first use."""
-        if self._ready and self._pool is not None:
-            return self._pool
+        if self._live is not None:
+            return self._live
         if self._setup_lock is None:
             self._setup_lock = asyncio.Lock()
         async with self._setup_lock:
-            if not self._ready or self._pool is None:
+            if self._live is None:
                 with self.translating("open"):
                     if self._pool is None:
                         self._pool = await asyncpg.create_pool(self._dsn, **self._pool_options)
                     if self.create_table:
                         await self._create_table(self._pool)
-                self._ready = True
-            return self._pool
+                self._live = self._pool
+            return self._live
 
     async def _create_table(self, pool: "Pool") -> None:
         async with pool.acquire() as connection:
@@ -235,10 +235,10 @@ class PostgresStore(SessionStore):
     # The store interface.
 
     async def load(self, key: str) -> StoredSession | None:
-        pool = await self._ready_pool()
+        pool = self._live or await self._ready_pool()
         with self.translating("load"):
             row = await pool.fetchrow(self._sql.load, key)
-        return None if row is None else self._decode("load", tuple(row))
+        return None if row is None else self._decode("load", row)
 
     async def load_many(self, keys: Sequence[str]) -> list[StoredSession | None]:
         if not keys:
@@ -246,15 +246,20 @@ class PostgresStore(SessionStore):
         pool = await self._ready_pool()
         with self.translating("load_many"):
             rows = await pool.fetch(self._sql.load_many, list(keys))
-        found = {row[0]: readable(lambda row: self._decode("load_many", tuple(row)[1:]), row) for row in rows}
+        found = {row[0]: readable(lambda row: self._decode("load_many", row[1:]), row) for row in rows}
         return [found.get(key) for key in keys]
 
-    def _decode(self, operation: str, row: Sequence[Any]) -> StoredSession:
+    def _decode(self, operation: str, row: "asyncpg.Record | Sequence[Any]") -> StoredSession:
         """The session in a row of ``data, version, user_id``."""
-        document = loads(row[0])
-        format_version = document.pop(FORMAT_FIELD, None) if isinstance(document, dict) else None
+        data, version, user_id = row
+        document, format_version = loads(data)
         return decode_record(
-            self, operation, data=document, version=row[1], user_id=user_of(row[2]), format_version=format_version
+            self,
+            operation,
+            data=document,
+            version=version,
+            user_id=user_of(user_id),
+            format_version=format_version,
         )
 
     async def create(self, key: str, data: Mapping[str, Any], *, ttl: float, user_id: str | None) -> None:
@@ -271,20 +276,18 @@ class PostgresStore(SessionStore):
         ttl: float,
         expected_version: int | None = None,
     ) -> UpdateResult:
-        pool = await self._ready_pool()
-        names = [field_name(name) for name in removed]
+        pool = self._live or await self._ready_pool()
+        names = [field_name(name) for name in removed] if removed else []
         with self.translating("update"):
             if expected_version is None:
                 version = await pool.fetchval(self._sql.update, key, names, dumps(changes), float(ttl))
-            else:
-                version = await pool.fetchval(
-                    self._sql.update_versioned, key, names, dumps(changes), float(ttl), expected_version
-                )
-            if version is not None:
-                return UpdateResult.UPDATED
-            if expected_version is not None and await pool.fetchval(self._sql.exists, key) is not None:
-                return UpdateResult.CONFLICT
-        return UpdateResult.MISSING
+                return UpdateResult.MISSING if version is None else UpdateResult.UPDATED
+            row = await pool.fetchrow(
+                self._sql.update_versioned, key, names, dumps(changes), float(ttl), expected_version
+            )
+        if row is None:
+            return UpdateResult.MISSING
+        return UpdateResult.CONFLICT if row[0] is None else UpdateResult.UPDATED
 
     async def delete(self, key: str, *, user_id: str | None = None) -> bool:
         pool = await self._ready_pool()
@@ -303,14 +306,16 @@ class PostgresStore(SessionStore):
         old_user_id: str | None,
     ) -> bool:
         pool = await self._ready_pool()
-        payload = record(data, FORMAT_VERSION)
+        arguments = (old_key, new_key, record(data, FORMAT_VERSION), stored_user(user_id), float(ttl))
         with self.translating("replace"):
-            async with pool.acquire() as connection, connection.transaction():
-                if new_key != old_key:
-                    await connection.execute(self._sql.delete, new_key)  # a leftover under the new key
-                moved = await connection.fetchval(
-                    self._sql.rekey, old_key, new_key, payload, stored_user(user_id), float(ttl)
-                )
+            try:
+                moved = await pool.fetchval(self._sql.rekey, *arguments)
+            except asyncpg.exceptions.UniqueViolationError:
+                # A leftover row holds the new key: delete it and move the session in one transaction.
+                # Rare (a new key is random), so the usual move costs one statement, not four.
+                async with pool.acquire() as connection, connection.transaction():
+                    await connection.execute(self._sql.delete, new_key)
+                    moved = await connection.fetchval(self._sql.rekey, *arguments)
         return moved is not None
 
     async def delete_user_sessions(self, user_id: str, *, keep: str | None = None) -> int:

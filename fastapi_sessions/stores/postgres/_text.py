@@ -29,6 +29,11 @@ _ESC = "\ue000"
 _ESCAPED = re.compile(_ESC + "([01])")
 
 
+# One encoder and decoder for every call: json.dumps with options builds a new encoder each time.
+_encode = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False).encode
+_decode = json.JSONDecoder().decode
+
+
 def escape_text(value: str) -> str:
     if "\x00" not in value and _ESC not in value:
         return value
@@ -61,9 +66,9 @@ def dumps(data: Mapping[str, Any]) -> str:
     """The fields as a JSON object, to store or merge into a stored one."""
     if any(name.startswith(":") for name in data):
         data = {field_name(name) if name.startswith(":") else name: value for name, value in data.items()}
-    text = json.dumps(data, separators=(",", ":"), ensure_ascii=False)
+    text = _encode(data)
     if "\\u0000" in text or _ESC in text:
-        text = json.dumps(_walk(data, escape_text), separators=(",", ":"), ensure_ascii=False)
+        text = _encode(_walk(data, escape_text))
     return text
 
 
@@ -75,14 +80,22 @@ def record(data: Mapping[str, Any], format_version: int) -> str:
     )
 
 
-def loads(text: str) -> Any:
-    """The stored document: a dict of the fields and `FORMAT_FIELD`, unless it is corrupt."""
-    data = json.loads(text)
+def loads(text: str) -> tuple[Any, Any]:
+    """The stored document's fields and its format version (``None`` if it has none), unless it is corrupt.
+
+    The format version is taken out before names are unescaped, so a field stored as ``::f`` never
+    takes its place.
+    """
+    data = _decode(text)
+    if not isinstance(data, dict):
+        return data, None
+    format_version = data.pop(FORMAT_FIELD, None)
     if _ESC in text:
         data = _walk(data, unescape_text)
-    if isinstance(data, dict) and any(name.startswith("::") for name in data):
+    # A name stored with a second ":" shows as '"::' in the text; a value may too, which costs a look.
+    if '"::' in text and any(name.startswith("::") for name in data):
         data = {name[1:] if name.startswith("::") else name: value for name, value in data.items()}
-    return data
+    return data, format_version
 
 
 def stored_user(user_id: str | None) -> str | None:
