@@ -1,5 +1,6 @@
 """The hash layout of RedisStore, decoded without a server: the fast path agrees with the field-by-field one."""
 
+import json
 from typing import Any
 
 import pytest
@@ -31,6 +32,14 @@ def test_decodes_what_the_store_writes(data: dict[str, Any]) -> None:
     assert loaded is not None and (loaded.data, loaded.version, loaded.user_id) == (data, 3, "alice")
     as_text = {name.decode(): value.decode() for name, value in raw.items()}  # a client with decode_responses
     assert decode_hash(STORE, "load", as_text) == loaded
+
+
+@pytest.mark.parametrize(
+    "value",
+    [0, -12, 10**30, 1.5, 1796182819.9448607, 1e16, -0.0, float("inf"), float("nan"), True, None, 'é"', [{"a": 2}]],
+)
+def test_values_are_the_json_encoders_text(value: Any) -> None:
+    assert encode_fields({"a": value}) == ["a", json.dumps(value, separators=(",", ":"), ensure_ascii=False)]
 
 
 def test_a_name_holding_a_nul_is_read_field_by_field() -> None:
