@@ -93,6 +93,23 @@ async def test_a_frozen_server_times_out_and_the_connection_starts_afresh(server
     await client.aclose()
 
 
+async def test_commands_queued_behind_an_overdue_one_fail_with_it(server: RedisServer) -> None:
+    client = RespClient(HOST, server.port, command_timeout=0.3)
+    assert await client.ping()
+    assert server.pid is not None
+    os.kill(server.pid, signal.SIGSTOP)
+    try:
+        results = await asyncio.gather(
+            *(client.execute_command("ECHO", str(n)) for n in range(5)), return_exceptions=True
+        )
+    finally:
+        os.kill(server.pid, signal.SIGCONT)
+    assert all(isinstance(result, RedisTimeoutError | RedisConnectionError) for result in results), results
+    assert isinstance(results[0], RedisTimeoutError)
+    assert await client.execute_command("ECHO", "after") == b"after"  # a new connection
+    await client.aclose()
+
+
 async def test_authentication(tmp_path: Path) -> None:
     server = RedisServer(tmp_path)
     server.start()

@@ -13,13 +13,11 @@ data and the expiry together. docs/stores/redis.md explains the rest.
 
 import asyncio
 import hashlib
-import json
 import logging
 import math
 from collections.abc import Awaitable, Collection, Mapping, Sequence
-from typing import Any, ClassVar
+from typing import Any, ClassVar, NoReturn
 
-from pydantic_core import from_json
 from redis.asyncio.sentinel import MasterNotFoundError, Sentinel
 from redis.exceptions import (
     ClusterDownError,
@@ -34,8 +32,9 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from fastapi_sessions.exceptions import SessionConfigError, StoreUnavailableError
-from fastapi_sessions.stores._records import corrupt_record, decode_record, readable
+from fastapi_sessions.stores._records import readable
 from fastapi_sessions.stores.base import SessionStore, StoredSession, UpdateResult
+from fastapi_sessions.stores.redis._hash import decode_hash, encode_fields, field_name, wrong_type
 from fastapi_sessions.stores.redis._protocol import RedisCommands, describe_client, is_async_client, is_cluster
 from fastapi_sessions.stores.redis._scripts import (
     CREATE,
@@ -58,9 +57,6 @@ __all__ = ["DEFAULT_PREFIX", "RedisStore"]
 logger = logging.getLogger("fastapi_sessions")
 
 DEFAULT_PREFIX = "fastapi_sessions:"
-
-_json_encode = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False).encode
-_json_decode = from_json  # pydantic-core's parser: faster than json.loads on the bytes hiredis returns
 
 
 class RedisStore(SessionStore):
@@ -207,15 +203,24 @@ class RedisStore(SessionStore):
 
     # Operations.
 
+    def _failed(self, operation: str) -> NoReturn:
+        """Raise the error being handled, translated as `translating` does.
+
+        For the operations of every request (load, update), which so enter no context manager when Redis answers.
+        """
+        with self.translating(operation):
+            raise  # the error being handled: called from except blocks only
+
     async def load(self, key: str) -> StoredSession | None:
-        with self.translating("load"):
-            try:
-                raw = await self.client.hgetall(self.session_key(key))
-            except ResponseError as exc:
-                if not _wrong_type(exc):
-                    raise
-                raw = exc
-        return self._decode("load", raw)
+        try:
+            raw = await self.client.hgetall(self.session_key(key))
+        except ResponseError as exc:
+            if not wrong_type(exc):
+                self._failed("load")
+            raw = exc
+        except Exception:
+            self._failed("load")
+        return decode_hash(self, "load", raw)
 
     async def load_many(self, keys: Sequence[str]) -> list[StoredSession | None]:
         if not keys:
@@ -226,65 +231,12 @@ class RedisStore(SessionStore):
                 pipe.hgetall(self.session_key(key))
             results = await pipe.execute(raise_on_error=False)
             for result in results:  # an error other than a key of the wrong type fails them all
-                if isinstance(result, BaseException) and not _wrong_type(result):
+                if isinstance(result, BaseException) and not wrong_type(result):
                     raise result
-        return [readable(lambda raw: self._decode("load_many", raw), raw) for raw in results]
-
-    def _decode(self, operation: str, raw: Mapping[Any, Any] | BaseException) -> StoredSession | None:
-        """The session in the reply to HGETALL: a hash of this store's fields, or an error for a key of another type."""
-        if isinstance(raw, BaseException):
-            if _wrong_type(raw):
-                raise corrupt_record(self, operation, "the key holds another type of Redis value than a hash")
-            raise raw
-        names: list[str] = []
-        values: list[Any] = []
-        version: Any = None
-        format_version: Any = None
-        user_id: Any = None
-        try:
-            for field, value in raw.items():  # reserved fields other than these are bookkeeping (':x')
-                name = field.decode() if isinstance(field, bytes) else field
-                if not name.startswith(":"):
-                    names.append(name)
-                    values.append(value)
-                elif name.startswith("::"):
-                    names.append(name[1:])
-                    values.append(value)
-                elif name == ":v":
-                    version = self._integer(operation, value, "version")
-                elif name == ":f":
-                    format_version = self._integer(operation, value, "format version")
-                elif name == ":u":
-                    user_id = value.decode() if isinstance(value, bytes) else value
-        except UnicodeDecodeError:
-            raise corrupt_record(self, operation, "a field name or the user ID is not UTF-8 text") from None
-        if version is None:  # a hash this store did not write (or no key): no session
-            return None
-        # Each value is a JSON text: parsing them as one array is one call into the C parser, not one per field.
-        if not values:
-            joined: bytes | str = "[]"
-        elif isinstance(values[0], bytes):
-            joined = b"[" + b",".join(values) + b"]"
-        else:
-            joined = "[" + ",".join(values) + "]"
-        return decode_record(
-            self,
-            operation,
-            data=joined,
-            version=version,
-            user_id=user_id,
-            format_version=format_version,
-            parse=lambda text: dict(zip(names, _json_decode(text), strict=True)),
-        )
-
-    def _integer(self, operation: str, value: bytes | str, what: str) -> int:
-        try:
-            return int(value)
-        except ValueError:
-            raise corrupt_record(self, operation, f"the {what} is not an integer") from None
+        return [readable(lambda raw: decode_hash(self, "load_many", raw), raw) for raw in results]
 
     async def create(self, key: str, data: Mapping[str, Any], *, ttl: float, user_id: str | None) -> None:
-        args = [_ttl_ms(ttl), user_id or "", "0" if user_id is None else "1", key, *_encode(data)]
+        args = [_ttl_ms(ttl), user_id or "", "0" if user_id is None else "1", key, *encode_fields(data)]
         with self.translating("create"):
             if user_id is None:
                 await CREATE(self.client, [self.session_key(key)], args)
@@ -316,15 +268,17 @@ class RedisStore(SessionStore):
             _ttl_ms(ttl),
             "" if expected_version is None else str(expected_version),
             str(len(removed)),
-            *(_field_name(name) for name in removed),
-            *_encode(changes),
+            *(field_name(name) for name in removed),
+            *encode_fields(changes),
         ]
-        with self.translating("update"):
+        try:
             result = await UPDATE(self.client, [self.session_key(key)], args)
             if isinstance(result, list):
                 result, user_id = result
                 user_id = user_id.decode() if isinstance(user_id, bytes) else user_id
                 await INDEX_ADD(self.client, [self.user_index_key(user_id)], [_ttl_ms(2 * ttl), key])
+        except Exception:
+            self._failed("update")
         if result == -1:
             return UpdateResult.MISSING
         if result == -2:
@@ -369,7 +323,7 @@ class RedisStore(SessionStore):
             new_key,
             "0" if old_user_id is None else "1",
             old_key,
-            *_encode(data),
+            *encode_fields(data),
         ]
         with self.translating("replace"):
             return bool(await REPLACE(self.client, keys, args))
@@ -395,10 +349,11 @@ class RedisStore(SessionStore):
             if taken is None:
                 return False
             if user_id is None:
-                await CREATE(self.client, [self.session_key(new_key)], [_ttl_ms(ttl), "", "0", new_key, *_encode(data)])
+                args = [_ttl_ms(ttl), "", "0", new_key, *encode_fields(data)]
+                await CREATE(self.client, [self.session_key(new_key)], args)
                 return True
             generation = _number(taken) if user_id == old_user_id else await self._generation(user_id)
-            args = [_ttl_ms(ttl), user_id, "1", new_key, *_encode(data)]
+            args = [_ttl_ms(ttl), user_id, "1", new_key, *encode_fields(data)]
             await self._create_in_cluster(new_key, args, ttl, user_id, generation)
             if await self._generation(user_id) > generation:
                 await self.delete(new_key, user_id=user_id)
@@ -512,19 +467,6 @@ def _ttl_ms(ttl: float) -> str:
     return str(max(math.ceil(ttl * 1000), 1))
 
 
-def _field_name(name: str) -> str:
-    # Names beginning with ':' are the store's own (':v', ':u'); a data name that does gets one more.
-    return ":" + name if name.startswith(":") else name
-
-
-def _encode(data: Mapping[str, Any]) -> list[str]:
-    args: list[str] = []
-    for name, value in data.items():
-        args.append(_field_name(name))
-        args.append(_json_encode(value))
-    return args
-
-
 def _glob_escape(text: str) -> str:
     """``text`` matched literally by a ``SCAN MATCH`` pattern."""
     return "".join("\\" + char if char in "*?[]\\" else char for char in text)
@@ -536,7 +478,3 @@ def _scan_reply(reply: Any) -> tuple[int, list[Any]]:
     if isinstance(cursor, dict):  # redis-py's Cluster client: the cursor of each node asked
         (cursor,) = cursor.values()
     return int(cursor), list(names)
-
-
-def _wrong_type(exc: BaseException) -> bool:
-    return isinstance(exc, ResponseError) and str(exc).startswith("WRONGTYPE")
