@@ -5,6 +5,7 @@ from typing import TYPE_CHECKING, Any, TypeAlias
 
 from fastapi_sessions._events import EventHub
 from fastapi_sessions._gateway import StoreGateway
+from fastapi_sessions._locks import KeyLocks
 from fastapi_sessions._merge import Schema, schema_of_model
 from fastapi_sessions._policy import SessionPolicy
 from fastapi_sessions._registry import UserSessions
@@ -42,6 +43,7 @@ class SessionCore:
         scheme_name: The OpenAPI security scheme name asked for, or ``None`` for the default.
         events: The lifecycle listeners.
         telemetry: Spans and metrics.
+        commit_locks: The lock a merging commit holds on its session key in this process.
         settings: The settings (built).
         policy: Time, size and encoding rules (built).
         gateway: The store, under its deadline (built).
@@ -67,6 +69,7 @@ class SessionCore:
         "_clock",
         "_settings",
         "_store",
+        "commit_locks",
         "events",
         "field_schemas",
         "gateway",
@@ -87,6 +90,7 @@ class SessionCore:
     field_schemas: Mapping[str, Schema]
     events: EventHub
     telemetry: Telemetry
+    commit_locks: KeyLocks
     scheme_name: str | None
     settings: SessionSettings
     scoped_path: bool
@@ -115,6 +119,7 @@ class SessionCore:
         self.scheme_name = scheme_name
         self.events = events
         self.telemetry = telemetry
+        self.commit_locks = KeyLocks()
         self._settings = settings
         self._store = store
         self._clock = clock
