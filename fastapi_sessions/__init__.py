@@ -41,9 +41,12 @@ from fastapi_sessions.stores import StoredSession as StoredSession
 from fastapi_sessions.stores import UpdateResult as UpdateResult
 from fastapi_sessions.stores import store_from_url as store_from_url
 
-# Whether the modules every request runs through are the C extensions mypyc built (a wheel built with
-# HATCH_BUILD_HOOK_ENABLE_MYPYC=1) or their Python source: the same code either way (docs/compiled.md).
 compiled: bool = (_request.__file__ or "").endswith(tuple(importlib.machinery.EXTENSION_SUFFIXES))
+"""Whether the modules every request runs through are running compiled by mypyc.
+
+True where a compiled wheel is installed (built with ``HATCH_BUILD_HOOK_ENABLE_MYPYC=1``), False for the
+pure-Python package, which runs the same code.
+"""
 
 __all__ = [
     "AuthSession",
