@@ -1,5 +1,8 @@
 """Typed, store-backed server-side sessions for FastAPI."""
 
+import importlib.machinery
+
+from fastapi_sessions import _request
 from fastapi_sessions.__version__ import __version__ as __version__
 from fastapi_sessions._merge import Counter as Counter
 from fastapi_sessions._merge import Delta as Delta
@@ -38,6 +41,13 @@ from fastapi_sessions.stores import StoredSession as StoredSession
 from fastapi_sessions.stores import UpdateResult as UpdateResult
 from fastapi_sessions.stores import store_from_url as store_from_url
 
+compiled: bool = (_request.__file__ or "").endswith(tuple(importlib.machinery.EXTENSION_SUFFIXES))
+"""Whether the modules every request runs through are running compiled by mypyc.
+
+True where a compiled wheel is installed (built with ``HATCH_BUILD_HOOK_ENABLE_MYPYC=1``), False for the
+pure-Python package, which runs the same code.
+"""
+
 __all__ = [
     "AuthSession",
     "CorruptRecordError",
@@ -75,5 +85,6 @@ __all__ = [
     "StoredSession",
     "UpdateResult",
     "__version__",
+    "compiled",
     "store_from_url",
 ]

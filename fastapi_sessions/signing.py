@@ -5,7 +5,7 @@ import hmac
 import re
 import secrets
 from collections.abc import Sequence
-from typing import NamedTuple
+from typing import ClassVar, NamedTuple
 
 from itsdangerous import Signer
 from itsdangerous.encoding import base64_encode
@@ -60,7 +60,7 @@ class CookieSigner:
             a manager of another, even with the same secret and store.
     """
 
-    salt = "fastapi_sessions.cookie"
+    salt: ClassVar[str] = "fastapi_sessions.cookie"
 
     def __init__(self, secret_key: str, fallbacks: Sequence[str] = (), *, namespace: str = "session") -> None:
         self.namespace = namespace

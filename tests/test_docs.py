@@ -436,7 +436,9 @@ def test_links_resolve() -> None:
 
 def test_troubleshooting_log_lines_exist() -> None:
     """Each log line troubleshooting.md quotes is still logged by the package, word for word."""
-    source = "".join(path.read_text(encoding="utf-8") for path in (ROOT / "fastapi_sessions").rglob("*.py"))
+    # The sources of the package imported, which is not ROOT's when the suite runs against an installed one.
+    package = Path(fastapi_sessions.__file__).parent
+    source = "".join(path.read_text(encoding="utf-8") for path in package.rglob("*.py"))
     rows = re.findall(
         r"^\| (?:INFO|WARNING|ERROR) \| `([^`]+)`", (DOCS / "troubleshooting.md").read_text(encoding="utf-8"), re.M
     )
