@@ -66,7 +66,9 @@ CONNECTIONS = 32
 ROUTES = {"bare": ("GET", "/bare"), "read": ("GET", "/read"), "write": ("POST", "/write")}
 PASSES = [("uvloop", "httptools"), ("asyncio", "h11")]
 # Redis databases of the benchmark's own redis-server, one per peer family.
-REDIS_DB = {"ours": 1, "starsessions": 2, "express": 3, "clients": 5}
+REDIS_DB = {"ours": 1, "starsessions": 2, "express": 3, "clients": 5, "compiled": 6}
+# fastapi_sessions with its per-request modules compiled by mypyc (docs/compiled.md), as bench/run builds it.
+COMPILED = os.path.join(BENCH, ".compiled")
 SECTIONS = ("http", "workers", "inproc", "race", "sizes", "live", "clients")
 # The peers whose sessions several processes can share: a network store, or the cookie itself.
 WORKER_PEERS = (
@@ -136,6 +138,7 @@ class Peer:
     store: str = "none"  # none, memory, cookie, redis, postgres
     env: dict[str, str] = dataclasses.field(default_factory=dict)
     on_repo_path: bool = False  # needs this repository importable (fastapi_sessions itself)
+    package_path: str = REPO  # where its fastapi_sessions is imported from, with on_repo_path
     missing: str | None = None  # why it cannot run here, if it cannot
 
     @property
@@ -147,13 +150,18 @@ class Peer:
         env.pop("PYTHONPATH", None)
         env.update(self.env)
         if self.kind == "py":
-            env["PYTHONPATH"] = os.pathsep.join([APPS, REPO] if self.on_repo_path else [APPS])
+            env["PYTHONPATH"] = os.pathsep.join([APPS, self.package_path] if self.on_repo_path else [APPS])
         env.update(extra or {})
         return env
 
 
 def all_peers() -> list[Peer]:
     ours = {"python": MAIN_PY, "module": "ours", "on_repo_path": True}
+    compiled: dict[str, Any] = {**ours, "package_path": COMPILED}
+    if not os.path.isdir(os.path.join(COMPILED, "fastapi_sessions")):
+        compiled["missing"] = (
+            f"not built: run scripts/build-compiled {os.path.relpath(COMPILED, REPO)} (bench/run does)"
+        )
     return [
         Peer("fastapi", "bare FastAPI (baseline)", "py", MAIN_PY, "bare_fastapi"),
         Peer("fastapi-depends", "FastAPI + no-op Depends (floor)", "py", MAIN_PY, "bare_depends"),
@@ -166,6 +174,22 @@ def all_peers() -> list[Peer]:
             store="postgres",
             env={"BENCH_STORE": "postgres"},
             **ours,
+        ),
+        Peer(
+            "compiled-memory",
+            "fastapi_sessions memory, compiled",
+            "py",
+            store="memory",
+            env={"BENCH_STORE": "memory"},
+            **compiled,
+        ),
+        Peer(
+            "compiled-redis",
+            "fastapi_sessions Redis, compiled",
+            "py",
+            store="redis",
+            env={"BENCH_STORE": "redis"},
+            **compiled,
         ),
         Peer("starlette-cookie", "Starlette SessionMiddleware (cookie)", "py", MAIN_PY, "starlette_cookie", "cookie"),
         Peer(
@@ -1571,15 +1595,15 @@ def targets(rows: list[Row], inproc_results: dict[str, dict[str, Any]]) -> list[
         shown = f"{value:.2f}x" if value is not None else ""
         add(figure, value, shown, f"≥ {limit:.2f}x", verdict(value, limit, True), by_cpu)
 
-    memory, floor = cells.get(("ours-memory", "read")), cells.get(("fastapi-depends", "read"))
-    added = memory.cpu_us - floor.cpu_us if memory and floor else None
-    add(
-        "memory read: CPU µs/req added over the floor",
-        added,
-        f"{added:+.1f} µs" if added is not None else "",
-        "≤ +12 µs",
-        verdict(added, 12.0, False),
-    )
+    floor = cells.get(("fastapi-depends", "read"))
+
+    def over_floor(figure: str, peer: str) -> None:
+        mine = cells.get((peer, "read"))
+        added = mine.cpu_us - floor.cpu_us if mine and floor else None
+        shown = f"{added:+.1f} µs" if added is not None else ""
+        add(figure, added, shown, "≤ +12 µs", verdict(added, 12.0, False))
+
+    over_floor("memory read: CPU µs/req added over the floor", "ours-memory")
     value, cookie = ratio("ours-memory", "read"), ratio("starlette-cookie", "read")
     cpu, cookie_cpu = ratio("ours-memory", "read", True), ratio("starlette-cookie", "read", True)
     by_cpu = (
@@ -1614,6 +1638,12 @@ def targets(rows: list[Row], inproc_results: dict[str, dict[str, Any]]) -> list[
             f"≤ {limit:.0f}x",
             verdict(p99, limit, False),
         )
+    if ("compiled-memory", "read") in cells:  # the same figures with the mypyc build (docs/compiled.md)
+        over_floor("compiled: memory read: CPU µs/req added over the floor", "compiled-memory")
+        ratio_target("compiled: memory write x bare", "compiled-memory", "write", 0.70)
+    if ("compiled-redis", "read") in cells:
+        ratio_target("compiled: Redis read x bare", "compiled-redis", "read", 0.60)
+        ratio_target("compiled: Redis write x bare", "compiled-redis", "write", 0.50)
     for name, peer in (("Redis", "ours-redis"), ("PostgreSQL", "ours-postgres")):
         for route, limit, target in (("read", 1.0, "1"), ("write", 2.0, "≤ 2")):
             mine = cells.get((peer, route))
