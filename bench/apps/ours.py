@@ -2,10 +2,14 @@
 
 Variants for bench/variants.py: BENCH_LISTENER=1 registers a lifecycle listener that does nothing,
 BENCH_OTEL=1 gives the manager OpenTelemetry SDK providers (spans made but not exported, metrics
-aggregated in memory).
+aggregated in memory). For bench/tail.py: BENCH_GC_FREEZE=1 moves every object alive once the app
+has started into the collector's permanent generation (``gc.freeze()``), as docs/deployment.md advises.
 """
 
+import gc
 import os
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from typing import Annotated, Any
 
 from common import LIFETIME, POSTGRES_URL, REDIS_URL, SECRET, STORE, payload
@@ -51,7 +55,17 @@ if os.environ.get("BENCH_OTEL") == "1":
 sessions = SessionManager(Counter, settings=settings, store=make_store(), **telemetry)
 if os.environ.get("BENCH_LISTENER") == "1":
     sessions.add_listener("created", lambda event: None)
-app = FastAPI()
+
+
+@asynccontextmanager
+async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+    if os.environ.get("BENCH_GC_FREEZE") == "1":
+        gc.collect()
+        gc.freeze()
+    yield
+
+
+app = FastAPI(lifespan=lifespan)
 sessions.install(app)
 Session = Annotated[Counter, Depends(sessions)]
 
