@@ -35,9 +35,9 @@ logger = logging.getLogger("fastapi_sessions")
 
 _SECURE_SCHEMES = frozenset({"https", "wss"})
 _MERGE_ATTEMPTS = 16
+"""Commits one request tries before answering 409: each failed one means another request's commit landed."""
 _MERGE_BACKOFF = 0.0005
 """Seconds: the pause before the third attempt is up to twice this, doubling up to 64 times it (32 ms)."""
-"""Commits one request tries before answering 409: each failed one means another request's commit landed."""
 _MAX_AGENT_LENGTH = 256
 _NO_HEADERS: list[tuple[bytes, bytes]] = []
 _IMMUTABLE = frozenset(
