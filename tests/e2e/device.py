@@ -8,7 +8,12 @@ import tempfile
 from pathlib import Path
 
 from selenium import webdriver
-from selenium.common.exceptions import JavascriptException, NoSuchElementException, StaleElementReferenceException
+from selenium.common.exceptions import (
+    JavascriptException,
+    NoSuchElementException,
+    StaleElementReferenceException,
+    WebDriverException,
+)
 from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
 from selenium.webdriver.remote.webelement import WebElement
@@ -19,6 +24,18 @@ CHROMIUM = Path("/usr/bin/chromium")
 CHROMEDRIVER = Path("/usr/bin/chromedriver")
 
 _BETWEEN_PAGES = (JavascriptException, NoSuchElementException, StaleElementReferenceException)
+
+
+def _detached(exc: WebDriverException) -> bool:
+    """Whether ``exc`` says the element's document was replaced, so that the click never reached the page.
+
+    chromedriver reports some of these as a bare WebDriverException: "Node with given id does not
+    belong to the document".
+    """
+    if isinstance(exc, NoSuchElementException | StaleElementReferenceException):
+        return True
+    return "does not belong to the document" in (exc.msg or "")
+
 
 # Seconds any one step may take: far more than one takes on a loaded 2-core machine.
 WAIT = 20.0
@@ -116,8 +133,24 @@ class Device:
     def submit(self, button: str, **fields: str | bool) -> None:
         """Fill ``fields`` (by name) of the form holding the button ``button`` (a CSS selector), click it, wait.
 
-        A ``bool`` ticks or clears a checkbox.
+        A ``bool`` ticks or clears a checkbox. Chromium now and then replaces a freshly loaded document
+        while the form is being filled or its button clicked (the elements then no longer belong to
+        it, and the click reaches nothing): the page is waited for and the form filled again.
         """
+        for attempt in range(3):
+            old = self.driver.find_element(By.TAG_NAME, "html")
+            try:
+                self._fill(button, fields).click()
+            except WebDriverException as exc:
+                if attempt == 2 or not _detached(exc):
+                    raise
+                self._wait_for_page()
+                continue
+            WebDriverWait(self.driver, WAIT).until(expected_conditions.staleness_of(old))
+            self._wait_for_page()
+            return
+
+    def _fill(self, button: str, fields: dict[str, str | bool]) -> WebElement:
         clicked = self.driver.find_element(By.CSS_SELECTOR, button)
         form = clicked.find_element(By.XPATH, "./ancestor::form")
         for name, value in fields.items():
@@ -128,17 +161,11 @@ class Device:
             else:
                 field.clear()
                 field.send_keys(value)
-        self._click(clicked)
+        return clicked
 
     def login(self, username: str, password: str, *, remember: bool = False) -> None:
         self.open("/login")
         self.submit("#login button", username=username, password=password, remember=remember)
-
-    def _click(self, element: WebElement) -> None:
-        old = self.driver.find_element(By.TAG_NAME, "html")
-        element.click()
-        WebDriverWait(self.driver, WAIT).until(expected_conditions.staleness_of(old))
-        self._wait_for_page()
 
     def _wait_for_page(self) -> None:
         # While a document is being replaced, a script may find no context to run in: ask again.
