@@ -4,12 +4,12 @@ Each step waits on a condition (the old page gone, the new page's ``data-page`` 
 `WAIT`; nothing sleeps.
 """
 
+import functools
 import tempfile
 from pathlib import Path
 
 from selenium import webdriver
 from selenium.common.exceptions import (
-    JavascriptException,
     NoSuchElementException,
     StaleElementReferenceException,
     WebDriverException,
@@ -17,13 +17,10 @@ from selenium.common.exceptions import (
 from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
 from selenium.webdriver.remote.webelement import WebElement
-from selenium.webdriver.support import expected_conditions
 from selenium.webdriver.support.wait import WebDriverWait
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMEDRIVER = Path("/usr/bin/chromedriver")
-
-_BETWEEN_PAGES = (JavascriptException, NoSuchElementException, StaleElementReferenceException)
 
 
 def _detached(exc: WebDriverException) -> bool:
@@ -35,6 +32,20 @@ def _detached(exc: WebDriverException) -> bool:
     if isinstance(exc, NoSuchElementException | StaleElementReferenceException):
         return True
     return "does not belong to the document" in (exc.msg or "")
+
+
+def _replaced(element: WebElement, driver: object = None) -> bool:
+    """Whether ``element``'s document is gone (``driver``, from `WebDriverWait`, is not needed).
+
+    `expected_conditions.staleness_of`, knowing chromedriver's other wording of a detached element.
+    """
+    try:
+        element.is_enabled()
+    except WebDriverException as exc:
+        if _detached(exc):
+            return True
+        raise
+    return False
 
 
 # Seconds any one step may take: far more than one takes on a loaded 2-core machine.
@@ -146,7 +157,7 @@ class Device:
                     raise
                 self._wait_for_page()
                 continue
-            WebDriverWait(self.driver, WAIT).until(expected_conditions.staleness_of(old))
+            WebDriverWait(self.driver, WAIT).until(functools.partial(_replaced, old))
             self._wait_for_page()
             return
 
@@ -169,5 +180,6 @@ class Device:
 
     def _wait_for_page(self) -> None:
         # While a document is being replaced, a script may find no context to run in: ask again.
-        wait = WebDriverWait(self.driver, WAIT, ignored_exceptions=_BETWEEN_PAGES)
+        # (chromedriver words some of those errors as a bare WebDriverException; any of them: ask again.)
+        wait = WebDriverWait(self.driver, WAIT, ignored_exceptions=(WebDriverException,))
         wait.until(lambda driver: driver.execute_script("return document.readyState") == "complete")
