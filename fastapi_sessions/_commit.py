@@ -7,7 +7,7 @@
 import enum
 from dataclasses import dataclass
 
-__all__ = ["Action", "CommitFacts", "CommitPlan", "plan_commit"]
+__all__ = ["NOTHING", "Action", "CommitFacts", "CommitPlan", "plan_commit"]
 
 
 class Action(enum.Enum):
@@ -76,7 +76,8 @@ class CommitPlan:
     resign_cookie: bool = False
 
 
-_NOTHING = CommitPlan(Action.NOTHING)
+NOTHING = CommitPlan(Action.NOTHING)
+"""The plan of a commit with nothing to write: what most requests get."""
 _CREATE = CommitPlan(Action.CREATE)
 _REFRESH_COOKIE = CommitPlan(Action.REFRESH_COOKIE)
 _UPDATE = CommitPlan(Action.UPDATE)
@@ -91,9 +92,9 @@ def plan_commit(facts: CommitFacts) -> CommitPlan:
         # A cookie that named no live session is left alone rather than cleared: the browser may
         # hold a newer cookie by now (a login that raced this request), and clearing by name would
         # log it out.
-        return _CREATE if facts.changed else _NOTHING
+        return _CREATE if facts.changed else NOTHING
     if facts.regenerate or facts.privilege_changed:
         return CommitPlan(Action.REPLACE, rotate_csrf=facts.rotate_csrf or facts.privilege_changed)
     if facts.changed or facts.touch_due:
         return _UPDATE_RESIGN if facts.stale_cookie or facts.lifetime_changed else _UPDATE
-    return _REFRESH_COOKIE if facts.stale_cookie else _NOTHING
+    return _REFRESH_COOKIE if facts.stale_cookie else NOTHING

@@ -16,7 +16,7 @@ from pydantic import ValidationError
 from starlette.requests import HTTPConnection
 from starlette.types import Scope
 
-from fastapi_sessions._commit import Action, CommitFacts, CommitPlan, plan_commit
+from fastapi_sessions._commit import NOTHING, Action, CommitFacts, CommitPlan, plan_commit
 from fastapi_sessions._core import SessionCore
 from fastapi_sessions._encryption import DecryptionError
 from fastapi_sessions._logs import lifecycle, printable
@@ -45,7 +45,6 @@ _IMMUTABLE = frozenset(
 )
 """Types whose values cannot change in place: a field still holding the very object `load` gave it is unchanged."""
 
-_PLAN_NOTHING = CommitPlan(Action.NOTHING)
 _INSTALLED: Any = object()
 """Put in the scope by the middleware: the request may have a session, none was asked for yet."""
 
@@ -433,7 +432,7 @@ class RequestSession:
         if untouched and not (touch_due or self._meta_changes or self._regenerate or self.stale_key):
             # Most requests: nothing changed, nothing asked for. `plan_commit` says NOTHING to these
             # facts whatever the rest (tests/test_commit_plan.py holds it to that).
-            return _PLAN_NOTHING, None, changes, now
+            return NOTHING, None, changes, now
         privileged = model.privileged_fields
         facts = CommitFacts(
             stored=self.key is not None,

@@ -13,7 +13,7 @@ import pytest
 from fastapi import Depends, FastAPI
 from fastapi.testclient import TestClient
 
-from fastapi_sessions import AuthSession, MemoryStore
+from fastapi_sessions import AuthSession, MemoryStore, SessionManager
 from fastapi_sessions._cookies import CookieWriter
 from tests.support import login_app, make_manager, settings
 
@@ -110,8 +110,8 @@ def test_no_warning_on_a_response_without_a_cookie(app: FastAPI, logged: pytest.
 # CSRF refusals that a proxy caused say so.
 
 
-def csrf_refusal(base_url: str, origin: str, caplog: pytest.LogCaptureFixture) -> str:
-    sessions = make_manager(AuthSession, MemoryStore(), https_only=False)
+def csrf_form_app(sessions: SessionManager[AuthSession]) -> FastAPI:
+    """A form page that hands out the CSRF token, and the CSRF-guarded POST it sends."""
     app = FastAPI()
     sessions.install(app)
 
@@ -123,6 +123,11 @@ def csrf_refusal(base_url: str, origin: str, caplog: pytest.LogCaptureFixture) -
     async def login() -> dict[str, bool]:
         return {"ok": True}
 
+    return app
+
+
+def csrf_refusal(base_url: str, origin: str, caplog: pytest.LogCaptureFixture) -> str:
+    app = csrf_form_app(make_manager(AuthSession, MemoryStore(), https_only=False))
     with TestClient(app, base_url=base_url) as browser:
         token = browser.get("/form").json()["token"]
         with caplog.at_level(logging.WARNING, logger="fastapi_sessions"):
@@ -160,18 +165,7 @@ def test_another_origin_gets_no_proxy_hint(origin: str, caplog: pytest.LogCaptur
 
 
 def test_a_form_whose_cookie_the_browser_dropped_says_no_cookie_came(caplog: pytest.LogCaptureFixture) -> None:
-    sessions = make_manager(AuthSession, MemoryStore())
-    app = FastAPI()
-    sessions.install(app)
-
-    @app.get("/form")
-    async def form(session: Annotated[AuthSession, Depends(sessions)]) -> dict[str, str]:
-        return {"token": session.csrf_token}
-
-    @app.post("/login", dependencies=[Depends(sessions.require_csrf)])
-    async def login() -> dict[str, bool]:
-        return {"ok": True}
-
+    app = csrf_form_app(make_manager(AuthSession, MemoryStore()))
     with TestClient(app, base_url="http://app.example") as browser:
         token = browser.get("/form").json()["token"]
         browser.cookies.clear()  # as a browser on a plain-http page, which keeps no Secure cookie
